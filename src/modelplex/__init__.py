@@ -1,0 +1,11 @@
+"""modelplex: serve many ML models on shared accelerators under latency SLOs."""
+
+from __future__ import annotations
+
+import os
+
+# ONNX Runtime's Linux wheel looks up a telemetry host shortly after a session starts unless
+# this is set; every modelplex process imports this package before onnxruntime.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+__version__ = "0.1.0"

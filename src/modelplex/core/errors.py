@@ -1,0 +1,54 @@
+"""One error hierarchy with a transport-neutral code; each frontend maps codes once."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.Enum):
+    """Transport-neutral error kinds (HTTP and gRPC status are derived from these)."""
+
+    INVALID_ARGUMENT = "invalid_argument"
+    NOT_FOUND = "not_found"
+    UNAVAILABLE = "unavailable"
+    UNSUPPORTED = "unsupported"
+    INTERNAL = "internal"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+
+
+class ModelplexError(Exception):
+    """Base of every error modelplex reports to a client or a CLI user."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgumentError(ModelplexError):
+    code = ErrorCode.INVALID_ARGUMENT
+
+
+class NotFoundError(ModelplexError):
+    code = ErrorCode.NOT_FOUND
+
+
+class UnavailableError(ModelplexError):
+    code = ErrorCode.UNAVAILABLE
+
+
+class DeadlineError(UnavailableError):
+    """A request's deadline cannot be met; rejected before running rather than run late."""
+
+
+class UnsupportedError(ModelplexError):
+    code = ErrorCode.UNSUPPORTED
+
+
+class InternalError(ModelplexError):
+    code = ErrorCode.INTERNAL
+
+
+class PayloadTooLargeError(InvalidArgumentError):
+    code = ErrorCode.PAYLOAD_TOO_LARGE

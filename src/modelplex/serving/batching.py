@@ -1,0 +1,198 @@
+"""Deadline-aware dynamic batching for one model's queue (pure: no I/O, `now` passed in).
+
+The live runtime and the simulator drive the same object:
+  submit(request, now) -> Admission         # admit, or reject now if the deadline is out of reach
+  next_batch(now) -> Batch | None           # when an instance is free: what to run now, if anything
+  wake_at(now) -> float | None              # when to ask next_batch again if it said "not yet"
+  completed(batch, latency_s, now)          # feed back the measured latency
+Requests run in earliest-deadline-first order; a request that can no longer meet its deadline
+given the predicted batch latency is expired (rejected) rather than run late.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from modelplex.serving.latency import LatencyEstimator
+
+P = TypeVar("P")
+
+NO_DEADLINE = math.inf
+
+
+@dataclass
+class QueuedRequest(Generic[P]):
+    """A request waiting in a model's queue."""
+
+    arrival_s: float  # when it was submitted
+    deadline_s: float  # when its answer is due (inf = none)
+    rows: int  # batch rows it contributes (1 for a single sample)
+    payload: P  # opaque to the policy: tensors and a future (runtime) or an id (simulator)
+    seq: int = 0  # submission order, breaks deadline ties (FIFO among equals)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Answer of submit: admitted, or rejected with the reason."""
+
+    admitted: bool  # True when queued
+    reason: str = ""  # why it was rejected
+
+
+@dataclass
+class Batch(Generic[P]):
+    """What next_batch decided: requests to run together now, and requests that expired."""
+
+    requests: list[QueuedRequest[P]]  # to run now, in deadline order (may be empty)
+    expired: list[QueuedRequest[P]] = field(default_factory=list)  # reject: deadline unreachable
+    predicted_s: float = 0.0  # predicted latency of this batch
+
+    @property
+    def rows(self) -> int:
+        return sum(r.rows for r in self.requests)
+
+
+@dataclass(frozen=True)
+class BatchPolicyConfig:
+    """Settings of one queue."""
+
+    max_batch_size: int = 1  # most rows in one batch (1 for a model without a batch axis)
+    max_queue_delay_s: float = 0.0  # longest the oldest request waits for the batch to fill
+    preferred_batch_sizes: tuple[int, ...] = ()  # dispatch at once when one of these is reached
+    instances: int = 1  # workers draining this queue in parallel
+    max_queue_rows: int = 100_000  # beyond this the queue is full and submit rejects
+
+
+class BatchQueue(Generic[P]):
+    """One model's queue with deadline-aware, earliest-deadline-first dynamic batching."""
+
+    def __init__(self, config: BatchPolicyConfig, estimator: LatencyEstimator | None = None) -> None:
+        self.config = config
+        self.estimator = estimator or LatencyEstimator()
+        self._heap: list[tuple[float, int, QueuedRequest[P]]] = []  # (deadline, seq, request)
+        self._seq = itertools.count()
+        self._rows = 0  # rows queued
+        self._busy_until: list[float] = []  # predicted finish of each batch in flight
+
+    # ---- queries -------------------------------------------------------------------------
+    @property
+    def queued_rows(self) -> int:
+        return self._rows
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._busy_until)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    # ---- policy --------------------------------------------------------------------------
+    def submit(self, request: QueuedRequest[P], now: float) -> Admission:
+        cfg = self.config
+        if request.rows > cfg.max_batch_size:
+            return Admission(False, f"request has {request.rows} rows, more than the maximum batch size {cfg.max_batch_size}")
+        if self._rows + request.rows > cfg.max_queue_rows:
+            return Admission(False, f"queue is full ({self._rows} rows waiting)")
+        if request.deadline_s != NO_DEADLINE:
+            finish = self._predicted_finish(request, now)
+            if finish > request.deadline_s:
+                late_ms = (finish - request.deadline_s) * 1e3
+                return Admission(
+                    False,
+                    f"deadline cannot be met: predicted completion is {late_ms:.1f} ms past the deadline",
+                )
+        request.seq = next(self._seq)
+        heapq.heappush(self._heap, (request.deadline_s, request.seq, request))
+        self._rows += request.rows
+        return Admission(True)
+
+    def next_batch(self, now: float) -> Batch[P] | None:
+        """Called when an instance is free. None = nothing to do yet (see wake_at)."""
+        expired = self._expire(now)
+        if not self._heap:
+            return Batch([], expired) if expired else None
+        if not self._ready(now):
+            return Batch([], expired) if expired else None
+        take: list[QueuedRequest[P]] = []
+        rows = 0
+        max_rows = self.config.max_batch_size
+        while self._heap and rows + self._heap[0][2].rows <= max_rows:
+            req = heapq.heappop(self._heap)[2]
+            take.append(req)
+            rows += req.rows
+        # Shrink the batch until its predicted latency fits the tightest deadline in it (the
+        # first, by EDF order); what is put back waits for the next batch.
+        predicted = self.estimator.predict_s(rows)
+        while len(take) > 1 and now + predicted > take[0].deadline_s:
+            back = take.pop()
+            rows -= back.rows
+            heapq.heappush(self._heap, (back.deadline_s, back.seq, back))
+            predicted = self.estimator.predict_s(rows)
+        self._rows -= rows
+        self._busy_until.append(now + predicted)
+        self._busy_until.sort()
+        return Batch(take, expired, predicted)
+
+    def wake_at(self, now: float) -> float | None:
+        """When next_batch may have something new to say, if the queue waits for more rows."""
+        if not self._heap:
+            return None
+        oldest = min(r.arrival_s for _, _, r in self._heap)
+        t = oldest + self.config.max_queue_delay_s
+        earliest = self._heap[0][0]
+        if earliest != NO_DEADLINE:
+            t = min(t, earliest - self.estimator.predict_s(self.config.max_batch_size))
+        return max(t, now)
+
+    def completed(self, batch: Batch[P], latency_s: float, now: float) -> None:
+        if batch.requests:
+            self.estimator.observe(batch.rows, latency_s)
+            if self._busy_until:
+                self._busy_until.pop(0)
+
+    def drain(self) -> list[QueuedRequest[P]]:
+        """Remove and return everything queued (shutdown or unload)."""
+        out = [r for _, _, r in sorted(self._heap)]
+        self._heap.clear()
+        self._rows = 0
+        return out
+
+    # ---- internals -----------------------------------------------------------------------
+    def _ready(self, now: float) -> bool:
+        cfg = self.config
+        if self._rows >= cfg.max_batch_size or cfg.max_queue_delay_s <= 0:
+            return True
+        if self._rows in cfg.preferred_batch_sizes or (
+            cfg.preferred_batch_sizes and self._rows >= max(cfg.preferred_batch_sizes)
+        ):
+            return True
+        wake = self.wake_at(now)
+        return wake is None or wake <= now
+
+    def _expire(self, now: float) -> list[QueuedRequest[P]]:
+        """Pop requests at the head whose deadline is out of reach even alone."""
+        expired: list[QueuedRequest[P]] = []
+        one = self.estimator.predict_s(1)
+        while self._heap and self._heap[0][0] < now + one:
+            req = heapq.heappop(self._heap)[2]
+            self._rows -= req.rows
+            expired.append(req)
+        return expired
+
+    def _predicted_finish(self, request: QueuedRequest[P], now: float) -> float:
+        """When the request would finish if admitted: the work ahead of it in deadline order,
+        spread over the instances, after the batches already running."""
+        max_rows = self.config.max_batch_size
+        ahead = request.rows + sum(r.rows for d, _, r in self._heap if d <= request.deadline_s)
+        full_batches, rest = divmod(ahead, max_rows)
+        work = full_batches * self.estimator.predict_s(max_rows)
+        if rest:
+            work += self.estimator.predict_s(rest)
+        instances = max(1, self.config.instances)
+        busy = self._busy_until  # kept sorted
+        start = now if len(busy) < instances else max(now, busy[0])
+        return start + work / instances
