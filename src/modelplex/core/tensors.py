@@ -105,3 +105,35 @@ class TensorSpec:
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "datatype": self.datatype.value, "shape": list(self.shape)}
+
+
+def serialize_bytes_tensor(array: np.ndarray) -> bytes:  # type: ignore[type-arg]
+    """KServe v2 BYTES encoding: per element, a 4-byte little-endian length, then the bytes."""
+    parts: list[bytes] = []
+    for item in array.reshape(-1):
+        raw = item if isinstance(item, bytes) else str(item).encode("utf-8", "surrogateescape")
+        parts.append(len(raw).to_bytes(4, "little"))
+        parts.append(raw)
+    return b"".join(parts)
+
+
+def deserialize_bytes_tensor(buf: bytes | memoryview, count: int | None = None) -> np.ndarray:  # type: ignore[type-arg]
+    """Inverse of serialize_bytes_tensor; `count` elements when known (checked)."""
+    view = memoryview(buf)
+    items: list[bytes] = []
+    pos = 0
+    end = len(view)
+    while pos < end:
+        if pos + 4 > end:
+            raise InvalidArgumentError("BYTES tensor data is truncated (incomplete length prefix)")
+        n = int.from_bytes(view[pos : pos + 4], "little")
+        pos += 4
+        if pos + n > end:
+            raise InvalidArgumentError("BYTES tensor data is truncated (element longer than the data)")
+        items.append(bytes(view[pos : pos + n]))
+        pos += n
+    if count is not None and len(items) != count:
+        raise InvalidArgumentError(f"BYTES tensor has {len(items)} elements, shape needs {count}")
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out

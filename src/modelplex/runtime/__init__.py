@@ -1,1 +1,1 @@
-"""modelplex.runtime"""
+"""Devices, slices, worker processes and the executors that run batches on them."""

@@ -1,0 +1,215 @@
+"""KServe v2 load generators: closed loop (N in flight) and open loop (seeded Poisson arrivals).
+
+Clients are as cheap as possible so that, on a small machine, the measurement is of the server:
+HTTP requests are pre-encoded bytes on keep-alive connections parsed by httptools; gRPC calls
+send pre-serialized ModelInferRequest bytes through a generic stub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+import httptools  # noqa: E402
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+
+Call = Callable[[], Awaitable[bool]]  # one request; True when answered 200/OK
+
+
+@dataclass
+class Result:
+    """Latencies of one run (warm-up excluded)."""
+
+    latencies_s: list[float] = field(default_factory=list)  # answered requests
+    errors: int = 0  # non-200 answers or failures
+    duration_s: float = 0.0  # measured window
+
+    def summary(self, slo_ms: float | None = None) -> dict[str, float]:
+        lat = np.array(self.latencies_s) * 1e3 if self.latencies_s else np.array([0.0])
+        out = {
+            "requests": len(self.latencies_s),
+            "errors": self.errors,
+            "rps": len(self.latencies_s) / self.duration_s if self.duration_s else 0.0,
+            "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99)),
+        }
+        if slo_ms is not None:
+            good = int((lat <= slo_ms).sum()) if self.latencies_s else 0
+            out["goodput_rps"] = good / self.duration_s if self.duration_s else 0.0
+            total = len(self.latencies_s) + self.errors
+            out["slo_attainment"] = good / total if total else 0.0
+        return out
+
+
+# ---- HTTP ------------------------------------------------------------------------------------
+def infer_body_json(name: str, array: np.ndarray, datatype: str = "FP32", binary_output: bool = True) -> bytes:
+    doc = {
+        "inputs": [{"name": name, "shape": list(array.shape), "datatype": datatype, "data": array.reshape(-1).tolist()}],
+        "parameters": {"binary_data_output": binary_output},
+    }
+    return orjson.dumps(doc)
+
+
+def infer_body_binary(name: str, array: np.ndarray, datatype: str = "FP32") -> tuple[bytes, int]:
+    raw = np.ascontiguousarray(array).tobytes()
+    head = orjson.dumps(
+        {
+            "inputs": [{"name": name, "shape": list(array.shape), "datatype": datatype, "parameters": {"binary_data_size": len(raw)}}],
+            "parameters": {"binary_data_output": True},
+        }
+    )
+    return head + raw, len(head)
+
+
+def http_request(host: str, port: int, path: str, body: bytes, header_len: int | None = None, gzip_body: bool = False) -> bytes:
+    headers = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/octet-stream"]
+    if gzip_body:
+        body = gzip.compress(body)
+        headers.append("Content-Encoding: gzip")
+    if header_len is not None:
+        headers.append(f"Inference-Header-Content-Length: {header_len}")
+    headers.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
+
+
+class _HttpConn(asyncio.Protocol):
+    """A keep-alive HTTP/1.1 connection that sends one pre-encoded request at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[int] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_message_complete(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(self.parser.get_status_code())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection lost"))
+
+    async def send(self, raw: bytes) -> int:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(raw)
+        return await self.waiter
+
+
+async def http_callers(host: str, port: int, raw: bytes, n: int) -> list[Call]:
+    loop = asyncio.get_running_loop()
+    calls: list[Call] = []
+    for _ in range(n):
+        _, conn = await loop.create_connection(_HttpConn, host, port)
+
+        async def call(conn: _HttpConn = conn) -> bool:
+            return await conn.send(raw) == 200
+
+        calls.append(call)
+    return calls
+
+
+# ---- gRPC ------------------------------------------------------------------------------------
+async def grpc_callers(target: str, model: str, name: str, array: np.ndarray, datatype: str, n: int) -> list[Call]:
+    import grpc
+    from tritonclient.grpc import service_pb2
+
+    req = service_pb2.ModelInferRequest(model_name=model)
+    t = req.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
+    del t
+    req.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
+    payload = req.SerializeToString()
+    calls: list[Call] = []
+    # a few channels (HTTP/2 connections) shared by the callers, like a real client pool
+    channels = [grpc.aio.insecure_channel(target) for _ in range(min(n, 4))]
+    for i in range(n):
+        method = channels[i % len(channels)].unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer", request_serializer=None, response_deserializer=None
+        )
+
+        async def call(method: object = method) -> bool:
+            try:
+                await method(payload)  # type: ignore[operator]
+                return True
+            except grpc.aio.AioRpcError:
+                return False
+
+        calls.append(call)
+    return calls
+
+
+# ---- loops -----------------------------------------------------------------------------------
+async def closed_loop(calls: list[Call], duration_s: float, warmup_s: float = 1.0) -> Result:
+    """Each caller keeps one request in flight until the run ends."""
+    result = Result()
+    start = time.perf_counter()
+    t_measure = start + warmup_s
+    t_end = t_measure + duration_s
+
+    async def worker(call: Call) -> None:
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= t_end:
+                return
+            ok = await call()
+            t1 = time.perf_counter()
+            if t0 >= t_measure:
+                if ok:
+                    result.latencies_s.append(t1 - t0)
+                else:
+                    result.errors += 1
+
+    await asyncio.gather(*(worker(c) for c in calls))
+    result.duration_s = duration_s
+    return result
+
+
+async def open_loop(calls: list[Call], rate_rps: float, duration_s: float, seed: int = 0, warmup_s: float = 1.0) -> Result:
+    """Poisson arrivals at rate_rps (seeded); a request waits for a free connection if needed,
+    and its latency counts from its scheduled arrival."""
+    rng = np.random.default_rng(seed)
+    total_s = warmup_s + duration_s
+    n = int(rate_rps * total_s * 1.5) + 10
+    arrivals = np.cumsum(rng.exponential(1.0 / rate_rps, n))
+    arrivals = arrivals[arrivals < total_s]
+    free: asyncio.Queue[Call] = asyncio.Queue()
+    for c in calls:
+        free.put_nowait(c)
+    result = Result()
+    start = time.perf_counter()
+
+    async def one(t_sched: float) -> None:
+        call = await free.get()
+        try:
+            ok = await call()
+        except ConnectionError:
+            ok = False
+        free.put_nowait(call)
+        if t_sched >= warmup_s:
+            if ok:
+                result.latencies_s.append(time.perf_counter() - start - t_sched)
+            else:
+                result.errors += 1
+
+    tasks = []
+    for t in arrivals:
+        delay = start + t - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one(float(t))))
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=duration_s + 30)
+    result.duration_s = duration_s
+    return result

@@ -1,0 +1,98 @@
+"""The gpu-let policy ("elastic partitioning"): right-sized slices per model, shared in time
+when a leftover rate is small (see shared/reference/gpulet.md).
+
+Per model, in order of rate x SLO ascending: cover the rate with saturated slices of size p_eff,
+then one residue slice of the smallest size that serves the leftover. Each slice goes by best fit
+onto an open device (a slice that is the last one its device allows takes the rest of the device);
+else it is readjusted into the largest free region; else time-shared into an existing slice's
+duty cycle; else a device is added from the pool (auto-scaling). Afterwards a model's partial
+slices are merged into one where that fits, and slices grow into capacity nobody uses. Devices
+never opened are not in the plan (shrinking to the devices used). With an interference model,
+every change re-checks all slices of the device and is rejected if any would miss its SLO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from modelplex.core.demand import Demand
+from modelplex.core.devices import DeviceSpec
+from modelplex.core.plan import Plan
+from modelplex.planning.builder import Builder, SliceState, capacity_rps, configure
+from modelplex.planning.config import PlannerConfig
+from modelplex.planning.context import ModelInfo, Profiles, build_context
+from modelplex.planning.rules import EPS
+
+
+def residue_size(m: ModelInfo, sizes: Sequence[int], rate_rps: float) -> int:
+    """Smallest slice size that serves `rate_rps` of `m` alone (SLO/2 or residue rule)."""
+    for size in sizes:
+        if configure(size, [(m, rate_rps)], 1.0) is not None:
+            return size
+    return max(sizes)
+
+
+def place_rate(b: Builder, m: ModelInfo, rate_rps: float) -> float:
+    """Place up to `rate_rps` of `m`; returns what could not be placed."""
+    cfg = b.ctx.config
+    remaining = rate_rps
+    peff_cap = capacity_rps(m, m.peff)
+    while remaining > EPS * max(1.0, rate_rps):
+        size = m.peff if remaining >= peff_cap else residue_size(m, b.ctx.sizes, remaining)
+        got = b.best_fit(size, m, remaining)
+        if got <= 0:
+            got = b.into_free(m, remaining)
+        if got <= 0 and remaining < peff_cap:
+            got = b.timeshare_into(m, remaining, cfg.max_models_per_slice)
+        if got <= 0:
+            dev = b.open_device()
+            if dev is not None:
+                got = b.place(dev, size, m, remaining)
+        if got <= 0 and remaining >= peff_cap:
+            got = b.timeshare_into(m, remaining, cfg.max_models_per_slice)
+        if got <= 0:
+            break
+        remaining -= got
+    return max(0.0, remaining)
+
+
+def merge_residues(b: Builder, m: ModelInfo) -> None:
+    """Replace several partial single-model slices of `m` by one slice, when one fits."""
+    partial: list[tuple[int, SliceState]] = []
+    for dev, states in b.slices.items():
+        for s in states:
+            if len(s.entries) == 1 and s.entries[0].model.name == m.name:
+                if s.entries[0].rate_rps < capacity_rps(m, s.size, s.alpha) * 0.999:
+                    partial.append((dev, s))
+    if len(partial) < 2:
+        return
+    total = sum(s.entries[0].rate_rps for _, s in partial)
+    if total > capacity_rps(m, max(b.ctx.sizes)):
+        return
+    snapshot = {dev: list(states) for dev, states in b.slices.items()}
+    for dev, s in partial:
+        lay = [(st.size, st.rates()) for st in b.slices[dev] if st is not s]
+        if not b.commit(dev, lay):
+            b.slices = snapshot
+            return
+    size = residue_size(m, b.ctx.sizes, total)
+    got = b.best_fit(size, m, total)
+    if got < total * (1 - 1e-9):
+        b.slices = snapshot
+
+
+def plan_elastic(
+    demands: Sequence[Demand], profiles: Profiles, devices: Sequence[DeviceSpec], config: PlannerConfig | None = None
+) -> Plan:
+    cfg = config or PlannerConfig()
+    ctx = build_context(demands, profiles, devices, cfg)
+    b = Builder(ctx)
+    order = sorted(ctx.models, key=lambda m: (m.rate_rps * m.slo_ms, m.name))
+    for m in order:
+        left = place_rate(b, m, m.rate_rps)
+        b.add_unserved(m, left)
+    if cfg.merge_residues:
+        for m in order:
+            merge_residues(b, m)
+    b.expand()
+    return b.to_plan("elastic")

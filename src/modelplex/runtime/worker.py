@@ -1,0 +1,141 @@
+"""Slice worker process: pinned to its slice's cores, runs batches of one model in ONNX Runtime.
+
+Started by WorkerHandle with one end of a socketpair; speaks the frames of runtime.wire:
+  -> {"op": "infer", "id": n, "outputs": [names] | null, "tensors": [...]} + raw inputs
+  <- {"op": "result", "id": n, "ok": true, "compute_s": x, "tensors": [...]} + raw outputs
+  <- {"op": "result", "id": n, "ok": false, "error": "..."}
+At start it sends {"op": "ready", ...} after loading, or {"op": "failed", "error": ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+# Pin before onnxruntime starts its thread pools, so they inherit the slice's cores.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
+def _pin(cpus: list[int]) -> None:
+    if cpus and hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError as exc:  # cores outside this container: run unpinned, say so
+            print(f"modelplex worker: cannot pin to cores {cpus}: {exc}", file=sys.stderr)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytearray | None:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if k == 0:
+            return None
+        got += k
+    return buf
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
+
+
+def make_session(path: str, threads: int, provider: str = "cpu") -> Any:
+    """An ONNX Runtime session sized to the slice (used by the worker and the profiler)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, threads)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning threads would steal the cores the frontend and neighbouring slices need.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
+    return ort.InferenceSession(path, sess_options=opts, providers=providers)
+
+
+def serve(sock: socket.socket, path: str, threads: int, provider: str) -> int:
+    from modelplex.runtime import wire
+
+    import numpy as np
+
+    t0 = time.perf_counter()
+    try:
+        session = make_session(path, threads, provider)
+    except Exception as exc:  # report the load failure, then exit
+        sock.sendall(b"".join(wire.encode({"op": "failed", "error": f"cannot load {path}: {exc}"}, [])))
+        return 1
+    load_s = time.perf_counter() - t0
+    all_outputs = [o.name for o in session.get_outputs()]
+    string_inputs = {i.name for i in session.get_inputs() if i.type == "tensor(string)"}
+    sock.sendall(
+        b"".join(wire.encode({"op": "ready", "load_s": load_s, "rss_mb": _rss_mb(), "pid": os.getpid()}, []))
+    )
+    while True:
+        prefix = _recv_exact(sock, wire.PREFIX.size)
+        if prefix is None:
+            return 0  # frontend closed the channel: shut down
+        head_len, payload_len = wire.PREFIX.unpack(prefix)
+        head = _recv_exact(sock, head_len)
+        payload = _recv_exact(sock, payload_len) if payload_len else bytearray()
+        if head is None or payload is None:
+            return 0
+        header = wire.orjson.loads(head)
+        op = header.get("op")
+        if op == "stats":
+            reply = {"op": "stats", "id": header.get("id"), "rss_mb": _rss_mb()}
+            sock.sendall(b"".join(wire.encode(reply, [])))
+            continue
+        req_id = header.get("id")
+        try:
+            feeds: dict[str, Any] = {}
+            for name, arr in wire.decode_tensors(header, payload):
+                if name in string_inputs:
+                    arr = np.vectorize(lambda b: b.decode("utf-8", "surrogateescape"), otypes=[object])(arr)
+                feeds[name] = arr
+            names = header.get("outputs") or all_outputs
+            t_run = time.perf_counter()
+            results = session.run(names, feeds)
+            compute_s = time.perf_counter() - t_run
+            frames = wire.encode(
+                {"op": "result", "id": req_id, "ok": True, "compute_s": compute_s},
+                [(n, np.asarray(r)) for n, r in zip(names, results)],
+            )
+        except Exception as exc:  # a bad batch must not kill the worker
+            frames = wire.encode({"op": "result", "id": req_id, "ok": False, "error": str(exc)}, [])
+        sock.sendall(b"".join(frames))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelplex-worker")
+    parser.add_argument("--fd", type=int, required=True, help="socket to the frontend")
+    parser.add_argument("--model", required=True, help="ONNX file")
+    parser.add_argument("--cpus", default="", help="comma-separated cores of the slice")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: cores)")
+    parser.add_argument("--provider", default="cpu", choices=["cpu", "cuda"])
+    args = parser.parse_args(argv)
+    cpus = [int(c) for c in args.cpus.split(",") if c]
+    _pin(cpus)
+    threads = args.threads or max(1, len(cpus) or (os.cpu_count() or 1))
+    sock = socket.socket(fileno=args.fd)
+    try:
+        return serve(sock, args.model, threads, args.provider)
+    except (BrokenPipeError, ConnectionResetError):
+        return 0
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

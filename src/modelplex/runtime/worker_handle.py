@@ -1,0 +1,181 @@
+"""The frontend's handle on one slice worker process (asyncio side of runtime.worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import orjson
+
+from modelplex.core.devices import SliceSpec
+from modelplex.core.errors import InvalidArgumentError, UnavailableError
+from modelplex.runtime import wire
+
+Arrays = list[tuple[str, np.ndarray]]  # type: ignore[type-arg]
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a worker reported once its model was loaded."""
+
+    pid: int  # process id
+    load_s: float  # seconds to create the ONNX Runtime session
+    rss_mb: float  # resident memory after loading
+
+
+class WorkerHandle:
+    """Starts a worker pinned to a slice, runs batches on it, notices at once when it dies."""
+
+    def __init__(
+        self,
+        label: str,
+        model_path: str,
+        slice_spec: SliceSpec,
+        threads: int = 0,
+        provider: str = "cpu",
+        on_exit: Callable[["WorkerHandle", int | None], None] | None = None,
+    ) -> None:
+        self.label = label  # e.g. "cnn/1#0", for messages
+        self.model_path = model_path
+        self.slice = slice_spec
+        self.threads = threads or max(1, len(slice_spec.cpus) or 1)
+        self.provider = provider
+        self._on_exit = on_exit
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
+        self._ids = itertools.count(1)
+        self._read_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.alive = False
+        self.info: WorkerInfo | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    async def start(self, timeout_s: float = 120.0) -> WorkerInfo:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", OMP_NUM_THREADS=str(self.threads))
+        cmd = [
+            sys.executable, "-m", "modelplex.runtime.worker",
+            "--fd", str(child.fileno()),
+            "--model", self.model_path,
+            "--cpus", ",".join(map(str, self.slice.cpus)),
+            "--threads", str(self.threads),
+            "--provider", self.provider,
+        ]  # fmt: skip
+        try:
+            self._proc = await asyncio.create_subprocess_exec(*cmd, pass_fds=(child.fileno(),), env=env)
+        finally:
+            child.close()
+        self._reader, self._writer = await asyncio.open_unix_connection(sock=parent, limit=2**26)
+        try:
+            header, _ = await asyncio.wait_for(self._read_frame(), timeout_s)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError):
+            await self._kill()
+            code = self._proc.returncode if self._proc else None
+            raise UnavailableError(f"worker {self.label} exited while loading (exit code {code})") from None
+        if header.get("op") != "ready":
+            await self._kill()
+            raise InvalidArgumentError(str(header.get("error", "worker failed to load the model")))
+        self.info = WorkerInfo(int(header["pid"]), float(header["load_s"]), float(header["rss_mb"]))
+        self.alive = True
+        self._read_task = asyncio.create_task(self._read_loop())
+        return self.info
+
+    async def run(self, inputs: Arrays, outputs: Sequence[str] | None) -> tuple[Arrays, float]:
+        """Run one batch; returns the output arrays and the measured compute seconds."""
+        header, payload = await self._call({"op": "infer", "outputs": list(outputs) if outputs else None}, inputs)
+        if not header.get("ok"):
+            raise InvalidArgumentError(f"inference failed: {header.get('error', 'unknown error')}")
+        return wire.decode_tensors(header, payload), float(header.get("compute_s", 0.0))
+
+    async def memory_mb(self) -> float:
+        header, _ = await self._call({"op": "stats"}, [])
+        return float(header.get("rss_mb", 0.0))
+
+    async def stop(self) -> None:
+        """Close the channel (the worker exits by itself), then make sure the process is gone."""
+        self._stopping = True
+        self.alive = False
+        if self._writer is not None:
+            self._writer.close()
+        if self._proc is not None:
+            try:
+                await asyncio.wait_for(self._proc.wait(), 5.0)
+            except asyncio.TimeoutError:
+                await self._kill()
+        if self._read_task is not None:
+            self._read_task.cancel()
+
+    # ---- internals -----------------------------------------------------------------------
+    async def _call(self, header: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], bytes]:
+        if not self.alive or self._writer is None:
+            raise UnavailableError(f"worker {self.label} is not running")
+        req_id = next(self._ids)
+        header["id"] = req_id
+        fut: asyncio.Future[tuple[dict[str, Any], bytes]] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = fut
+        self._writer.writelines(wire.encode(header, arrays))
+        return await fut
+
+    async def _read_frame(self) -> tuple[dict[str, Any], bytes]:
+        assert self._reader is not None
+        prefix = await self._reader.readexactly(wire.PREFIX.size)
+        head_len, payload_len = wire.PREFIX.unpack(prefix)
+        header = orjson.loads(await self._reader.readexactly(head_len))
+        payload = await self._reader.readexactly(payload_len) if payload_len else b""
+        return header, payload
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                header, payload = await self._read_frame()
+                fut = self._pending.pop(int(header.get("id", -1)), None)
+                if fut is not None and not fut.done():
+                    fut.set_result((header, payload))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:  # a protocol error: treat the worker as lost
+            print(f"modelplex: worker {self.label} protocol error: {exc}", file=sys.stderr)
+        await self._lost()
+
+    async def _lost(self) -> None:
+        was_alive = self.alive
+        self.alive = False
+        code: int | None = None
+        if self._proc is not None:
+            try:
+                code = await asyncio.wait_for(self._proc.wait(), 2.0)
+            except asyncio.TimeoutError:
+                await self._kill()
+                code = self._proc.returncode
+        err = UnavailableError(f"worker {self.label} exited (exit code {code}) while running this request")
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(err)
+        self._pending.clear()
+        if was_alive and not self._stopping and self._on_exit is not None:
+            self._on_exit(self, code)
+
+    async def _kill(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            try:
+                self._proc.kill()
+            except ProcessLookupError:
+                pass
+            await self._proc.wait()
+        if self._writer is not None:
+            self._writer.close()
+
+

@@ -1,0 +1,77 @@
+"""Run the data plane with its HTTP and gRPC frontends in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from modelplex.repository.store import Registry
+from modelplex.serving.dataplane import DataPlane
+from modelplex.serving.http_frontend import DEFAULT_MAX_BODY_BYTES, build_app
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How to run `modelplex serve`."""
+
+    repository: Path  # model repository folder
+    host: str = "127.0.0.1"  # address both frontends bind
+    http_port: int = 8000  # KServe v2 REST
+    grpc_port: int = 8001  # KServe v2 gRPC (0 = off)
+    cpus: tuple[int, ...] = ()  # cores to cut into slices
+    state_dir: Path | None = None  # where the SQLite registry lives (None = no persistence)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # largest request body accepted
+
+
+async def serve(options: ServerOptions) -> int:
+    registry = Registry(options.state_dir) if options.state_dir is not None else None
+    plane = DataPlane(options.repository, list(options.cpus), registry)
+    print(f"modelplex: loading models from {options.repository} on cores {list(options.cpus)} ...", flush=True)
+    await plane.start()
+    for name, model in sorted(plane.models.items()):
+        cores = " | ".join(",".join(map(str, s.cpus)) for s in model.slices)
+        print(f"modelplex:   {name} v{model.config.model.version} ready on cores [{cores}]", flush=True)
+    grpc_server = None
+    if options.grpc_port:
+        from modelplex.serving.grpc_frontend import start_grpc
+
+        grpc_server = await start_grpc(plane, options.host, options.grpc_port, options.max_body_bytes)
+    config = uvicorn.Config(
+        build_app(plane, options.max_body_bytes),
+        host=options.host,
+        port=options.http_port,
+        loop="none",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    base = f"http://{options.host}:{options.http_port}"
+    print(f"modelplex: serving KServe v2 HTTP on {base}" + (f" and gRPC on {options.host}:{options.grpc_port}" if grpc_server else ""), flush=True)
+    if plane.models:
+        name = sorted(plane.models)[0]
+        print(f"modelplex: try   curl {base}/v2/models/{name}", flush=True)
+        print(f"modelplex:       curl {base}/v2/repository/index -X POST", flush=True)
+    try:
+        await server._serve()  # type: ignore[attr-defined]
+    finally:
+        print("modelplex: shutting down", file=sys.stderr, flush=True)
+        if grpc_server is not None:
+            await grpc_server.stop(grace=1.0)
+        await plane.stop()
+    return 0
+
+
+def run(options: ServerOptions) -> int:
+    import uvloop
+
+    return uvloop.run(serve(options))

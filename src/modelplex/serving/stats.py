@@ -1,0 +1,92 @@
+"""Per-model statistics in the shape of the KServe/Triton statistics extension, and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+_LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+@dataclass
+class Duration:
+    """A count and a total in nanoseconds (the extension's unit)."""
+
+    count: int = 0  # events
+    ns: int = 0  # summed duration
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.ns += int(seconds * 1e9)
+
+    def to_json(self) -> dict[str, int]:
+        return {"count": self.count, "ns": self.ns}
+
+
+@dataclass
+class ModelStats:
+    """Counters of one model version."""
+
+    success: Duration = field(default_factory=Duration)  # requests answered, end-to-end time
+    fail: Duration = field(default_factory=Duration)  # requests failed or rejected
+    queue: Duration = field(default_factory=Duration)  # time waiting in the queue
+    compute_infer: Duration = field(default_factory=Duration)  # worker compute per request
+    rejected_deadline: int = 0  # requests rejected because their deadline was out of reach
+    inference_count: int = 0  # rows inferred
+    execution_count: int = 0  # batches run
+    last_inference_ms: int = 0  # wall-clock ms of the last batch
+    batch_sizes: dict[int, Duration] = field(default_factory=dict)  # rows -> compute time
+
+    def to_json(self, name: str, version: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "version": version,
+            "last_inference": self.last_inference_ms,
+            "inference_count": self.inference_count,
+            "execution_count": self.execution_count,
+            "inference_stats": {
+                "success": self.success.to_json(),
+                "fail": self.fail.to_json(),
+                "queue": self.queue.to_json(),
+                "compute_input": Duration().to_json(),
+                "compute_infer": self.compute_infer.to_json(),
+                "compute_output": Duration().to_json(),
+                "cache_hit": Duration().to_json(),
+                "cache_miss": Duration().to_json(),
+            },
+            "batch_stats": [
+                {
+                    "batch_size": size,
+                    "compute_input": Duration().to_json(),
+                    "compute_infer": d.to_json(),
+                    "compute_output": Duration().to_json(),
+                }
+                for size, d in sorted(self.batch_sizes.items())
+            ],
+        }
+
+
+class Metrics:
+    """Prometheus metrics of one server (own registry, so several servers never collide)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["model", "version"]
+        self.requests = Counter("modelplex_requests", "Inference requests answered", labels, registry=self.registry)
+        self.failures = Counter(
+            "modelplex_request_failures", "Inference requests failed or rejected", labels + ["reason"], registry=self.registry
+        )
+        self.queue_s = Histogram(
+            "modelplex_queue_seconds", "Time requests wait in the queue", labels, buckets=_LATENCY_BUCKETS_S, registry=self.registry
+        )
+        self.compute_s = Histogram(
+            "modelplex_compute_seconds", "Compute time of a batch on its worker", labels, buckets=_LATENCY_BUCKETS_S, registry=self.registry
+        )
+        self.request_s = Histogram(
+            "modelplex_request_seconds", "End-to-end time of answered requests", labels, buckets=_LATENCY_BUCKETS_S, registry=self.registry
+        )
+        self.batch_rows = Histogram(
+            "modelplex_batch_rows", "Rows per executed batch", labels, buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry
+        )

@@ -1,0 +1,114 @@
+"""Deadlines and worker failures against a live server (real processes)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SLOW_X = np.zeros((1, 1, 256, 256), dtype=np.float32)
+
+
+def infer_slow(server: Any, timeout_us: int | None = None) -> tuple[int, dict[str, Any], float]:
+    raw = SLOW_X.tobytes()
+    doc: dict[str, Any] = {"inputs": [{"name": "x", "shape": [1, 1, 256, 256], "datatype": "FP32", "parameters": {"binary_data_size": len(raw)}}]}
+    if timeout_us is not None:
+        doc["parameters"] = {"timeout": timeout_us}
+    head = json.dumps(doc).encode()
+    req = urllib.request.Request(
+        f"http://{server.http_url}/v2/models/slow/infer",
+        data=head + raw,
+        method="POST",
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
+    t0 = time.perf_counter()
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            body = r.read()
+            n = int(r.headers.get("Inference-Header-Content-Length") or len(body))
+            return r.status, json.loads(body[:n]), time.perf_counter()
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read()), time.perf_counter()
+
+
+def slow_latency_s(server: Any) -> float:
+    for _ in range(3):  # warm up and let the worker measure itself
+        infer_slow(server)
+    t0 = time.perf_counter()
+    infer_slow(server)
+    return time.perf_counter() - t0
+
+
+def test_unreachable_deadline_is_rejected_quickly(server: Any) -> None:
+    lat = slow_latency_s(server)
+    with cf.ThreadPoolExecutor(8) as pool:
+        # fill the queue so that a tight deadline cannot be met
+        backlog = [pool.submit(infer_slow, server) for _ in range(6)]
+        time.sleep(lat / 2)
+        t0 = time.perf_counter()
+        status, doc, t_done = infer_slow(server, timeout_us=int(lat * 1.5e6))
+        assert status == 503, doc
+        assert "deadline" in doc["error"]
+        assert t_done - t0 < lat  # rejected before it would even have run
+        assert all(f.result()[0] == 200 for f in backlog)
+
+
+def test_full_queue_completes_in_deadline_order(server: Any) -> None:
+    lat = slow_latency_s(server)
+    n = 6
+    with cf.ThreadPoolExecutor(n + 1) as pool:
+        head = pool.submit(infer_slow, server)  # occupies the worker while the rest queue up
+        time.sleep(lat / 3)
+        # submit in reverse deadline order, all generous enough to be met
+        timeouts = [int((20 + 2 * (n - i)) * lat * 1e6) for i in range(n)]
+        futures = []
+        for t in timeouts:
+            futures.append(pool.submit(infer_slow, server, t))
+            time.sleep(0.005)
+        results = [f.result() for f in futures]
+        head.result()
+    assert all(r[0] == 200 for r in results), results
+    done_order = sorted(range(n), key=lambda i: results[i][2])
+    by_deadline = sorted(range(n), key=lambda i: timeouts[i])
+    assert done_order == by_deadline
+
+
+def _status(server: Any) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://{server.http_url}/v2/status", timeout=10) as r:
+        return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+def test_kill_worker_under_load(server: Any) -> None:
+    before = _status(server)["models"]["slow"]
+    pid = before["workers"][0]["pid"]
+    with cf.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(infer_slow, server) for _ in range(16)]
+        time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+        results = [f.result(timeout=60) for f in futures]  # every request answered, no hang
+    codes = [r[0] for r in results]
+    assert set(codes) <= {200, 503}, results
+    assert 503 in codes or 200 in codes
+    for r in results:
+        if r[0] == 503:
+            assert "exited" in r[1]["error"] or "deadline" in r[1]["error"]
+    # restarted, and later requests succeed
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers = _status(server)["models"]["slow"]["workers"]
+        if workers[0]["alive"] and workers[0]["pid"] != pid:
+            break
+        time.sleep(0.2)
+    status, _, _ = infer_slow(server)
+    assert status == 200
+    assert _status(server)["models"]["slow"]["restarts"] >= 1

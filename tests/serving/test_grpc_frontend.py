@@ -1,0 +1,84 @@
+"""tritonclient.grpc against a live server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def client(server: Any) -> grpcclient.InferenceServerClient:
+    return grpcclient.InferenceServerClient(server.grpc_url)
+
+
+def test_health_metadata_config(client: grpcclient.InferenceServerClient) -> None:
+    assert client.is_server_live() and client.is_server_ready() is not None
+    assert client.get_server_metadata().name == "modelplex"
+    meta = client.get_model_metadata("cnn")
+    assert meta.inputs[0].name == "input" and list(meta.inputs[0].shape) == [-1, 3, 32, 32]
+    config = client.get_model_config("cnn").config
+    assert config.max_batch_size >= 1 and list(config.input[0].dims) == [3, 32, 32]
+
+
+def test_infer_equals_in_process(client: grpcclient.InferenceServerClient, test_repository: Path) -> None:
+    x = np.random.default_rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    inp = grpcclient.InferInput("input", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    result = client.infer("cnn", [inp], outputs=[grpcclient.InferRequestedOutput("output")])
+    sess = ort.InferenceSession(str(test_repository / "cnn" / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(result.as_numpy("output"), sess.run(None, {"input": x})[0], rtol=1e-4, atol=1e-5)
+
+
+def test_bytes_round_trip(client: grpcclient.InferenceServerClient) -> None:
+    text = np.array([[b"abc", "żółw".encode()]], dtype=object)
+    inp = grpcclient.InferInput("text", [1, 2], "BYTES")
+    inp.set_data_from_numpy(text)
+    got = client.infer("bytes_identity", [inp]).as_numpy("echo")
+    assert got.tolist() == text.tolist()
+
+
+def test_statistics_and_index(client: grpcclient.InferenceServerClient) -> None:
+    x = np.zeros((1, 3, 32, 32), dtype=np.float32)
+    inp = grpcclient.InferInput("input", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    before = client.get_inference_statistics("cnn").model_stats[0].inference_stats.success.count
+    client.infer("cnn", [inp])
+    after = client.get_inference_statistics("cnn").model_stats[0].inference_stats.success.count
+    assert after == before + 1
+    names = {m.name: m.state for m in client.get_model_repository_index().models}
+    assert names["cnn"] == "READY" and names["broken"] == "UNAVAILABLE"
+
+
+@pytest.mark.parametrize(
+    ("model", "name", "shape", "dtype", "status"),
+    [
+        ("nope", "input", [1, 3, 32, 32], "FP32", "NOT_FOUND"),
+        ("cnn", "wrong", [1, 3, 32, 32], "FP32", "INVALID_ARGUMENT"),
+        ("cnn", "input", [1, 3, 31, 32], "FP32", "INVALID_ARGUMENT"),
+        ("cnn", "input", [1, 3, 32, 32], "FP64", "INVALID_ARGUMENT"),
+    ],
+)
+def test_bad_requests(client: grpcclient.InferenceServerClient, model: str, name: str, shape: list[int], dtype: str, status: str) -> None:
+    x = np.zeros(shape, dtype=np.float64 if dtype == "FP64" else np.float32)
+    inp = grpcclient.InferInput(name, shape, dtype)
+    inp.set_data_from_numpy(x)
+    with pytest.raises(InferenceServerException) as err:
+        client.infer(model, [inp])
+    assert status in str(err.value.status())
+
+
+def test_negative_timeout_rejected(client: grpcclient.InferenceServerClient) -> None:
+    x = np.zeros((1, 3, 32, 32), dtype=np.float32)
+    inp = grpcclient.InferInput("input", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    with pytest.raises(InferenceServerException) as err:
+        client.infer("cnn", [inp], parameters={"timeout": -5})
+    assert "timeout" in str(err.value)
