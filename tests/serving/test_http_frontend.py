@@ -206,9 +206,36 @@ def test_wrong_header_content_length(server: Any, header_len: Any) -> None:
     assert "Inference-Header-Content-Length" in doc["error"] or "JSON" in doc["error"]
 
 
+def _raw_http(server: Any, head: bytes, body: bytes) -> tuple[int, dict[str, Any]]:
+    """Send a request whose body may be cut short, and read the answer (over-limit bodies are
+    refused from their Content-Length before the body is read)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=30) as s:
+        s.sendall(head + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        header, rest = data.split(b"\r\n\r\n", 1)
+        status = int(header.split()[1])
+        length = int([l for l in header.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
+        while len(rest) < length:
+            rest += s.recv(65536)
+    return status, json.loads(rest[:length])
+
+
 def test_body_over_limit(server: Any) -> None:
-    # the test server runs with --max-body-mb 4
-    status, doc = _post(server, "/v2/models/mlp/infer", b"x" * (5 * 2**20))
+    # the test server runs with --max-body-mb 4; the client declares 5 MiB
+    head = b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 5242880\r\n\r\n"
+    status, doc = _raw_http(server, head, b"x" * 1024)
+    assert status == 413 and "limit" in doc["error"]
+
+
+def test_chunked_body_over_limit(server: Any) -> None:
+    chunk = b"x" * 2**20
+    head = b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(5)) + b"0\r\n\r\n"
+    status, doc = _raw_http(server, head, body)
     assert status == 413 and "limit" in doc["error"]
 
 

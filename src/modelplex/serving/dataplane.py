@@ -12,7 +12,8 @@ from modelplex import __version__
 from modelplex.core.devices import SliceSpec
 from modelplex.core.errors import InvalidArgumentError, ModelplexError, NotFoundError, UnavailableError
 from modelplex.core.model import ModelConfig
-from modelplex.repository.store import Registry, load_model_config, scan_repository
+from modelplex.repository.config import to_triton_json
+from modelplex.repository.store import ModelState, Registry, load_model_config, scan_repository
 from modelplex.runtime.slices import divide
 from modelplex.serving.served_model import ServedModel
 from modelplex.serving.stats import Metrics
@@ -79,7 +80,7 @@ class DataPlane:
                 raise NotFoundError(f"model {name} is not loaded")
             await model.stop("model unloaded")
             if self.registry is not None:
-                self.registry.set_state(name, model.config.model.version, "UNAVAILABLE", "unloaded")
+                self.registry.set_state(name, model.config.model.version, ModelState.UNAVAILABLE, "unloaded")
 
     # ---- requests ------------------------------------------------------------------------
     def get(self, name: str, version: str | None = None) -> ServedModel:
@@ -117,22 +118,9 @@ class DataPlane:
 
     def model_config(self, name: str, version: str | None = None) -> dict[str, Any]:
         config = self.get(name, version).config
-        b = config.batching
-        out: dict[str, Any] = {
-            "name": name,
-            "platform": config.platform,
-            "backend": "onnxruntime",
-            "max_batch_size": b.max_batch_size,
-            "input": [{"name": s.name, "data_type": "TYPE_" + _triton_type(s.datatype.value), "dims": list(s.shape)} for s in config.inputs],
-            "output": [{"name": s.name, "data_type": "TYPE_" + _triton_type(s.datatype.value), "dims": list(s.shape)} for s in config.outputs],
-            "instance_group": [{"count": max(1, config.instance_count), "kind": "KIND_CPU"}],
-            "dynamic_batching": {
-                "max_queue_delay_microseconds": b.max_queue_delay_us,
-                "preferred_batch_size": list(b.preferred_batch_sizes),
-            },
-        }
-        if b.slo_ms is not None:
-            out["parameters"] = {"slo_ms": {"string_value": str(b.slo_ms)}}
+        out = to_triton_json(config)
+        if config.batching.slo_ms is not None:
+            out["parameters"] = {"slo_ms": {"string_value": str(config.batching.slo_ms)}}
         return out
 
     def repository_index(self) -> list[dict[str, Any]]:
@@ -181,13 +169,13 @@ class DataPlane:
         self.models[name] = model
         self.failed.pop(name, None)
         if self.registry is not None:
-            self.registry.upsert(config, state="READY")
+            self.registry.upsert(config.model, config.path, config, ModelState.READY)
 
     def _mark_failed(self, name: str, reason: str, config: ModelConfig | None = None) -> None:
         self.failed[name] = reason
         print(f"modelplex: model {name} not loaded: {reason}", file=sys.stderr)
         if self.registry is not None and config is not None:
-            self.registry.upsert(config, state="UNAVAILABLE", reason=reason)
+            self.registry.upsert(config.model, config.path, config, ModelState.UNAVAILABLE, reason)
 
     def _slices_for_new(self, count: int) -> list[SliceSpec]:
         """Slices for a model loaded later: the least-used cores, one block per instance."""
@@ -202,10 +190,6 @@ class DataPlane:
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
-
-
-def _triton_type(datatype: str) -> str:
-    return "STRING" if datatype == "BYTES" else datatype
 
 
 def _spec_json(spec: Any, config: ModelConfig) -> dict[str, Any]:

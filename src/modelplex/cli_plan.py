@@ -1,0 +1,170 @@
+"""CLI subcommands `plan` and `simulate` (the main `modelplex` CLI registers them).
+
+    modelplex plan --demand demand.yaml --profiles P.json --devices gpu:4 [--policy elastic]
+                   [--out plan.json] [--png plan.png] [--interference I.json]
+    modelplex simulate --plan plan.json --profiles P.json --trace poisson:scale=0.5
+                   --duration 10 [--seed 0] [--warmup 1] [--demand demand.yaml] [--out result.json]
+
+Formats: demand YAML and devices SPEC in modelplex.planning.specs; trace SPEC in
+modelplex.sim.arrivals. The plan JSON is Plan.to_json() plus "demand" (model, rate_rps, slo_ms),
+which `simulate` uses for SLOs and rates.
+Exit codes: 0 ok; 1 the plan leaves demand unserved (the plan is still written); 2 bad input
+(one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from modelplex.core.demand import Demand
+from modelplex.core.errors import InvalidArgumentError, ModelplexError
+from modelplex.core.plan import Plan
+from modelplex.core.profile import Profile
+from modelplex.planning import POLICIES, PlannerConfig, get_policy
+from modelplex.planning.interference import interference_from_json
+from modelplex.planning.report import draw_plan, format_plan
+from modelplex.planning.specs import demands_from_data, parse_demand_yaml, parse_devices, profiles_from_data
+
+
+def _read(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise InvalidArgumentError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _json(path: str, what: str) -> Any:
+    try:
+        return json.loads(_read(path, what))
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"{what}: {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+
+def load_profiles(path: str) -> list[Profile]:
+    return profiles_from_data(_json(path, "profiles"))
+
+
+def _config(args: argparse.Namespace) -> PlannerConfig:
+    interference = interference_from_json(_json(args.interference, "interference")) if args.interference else None
+    kwargs: dict[str, Any] = {"safety_factor": args.safety, "rate_quantile": args.rate_quantile, "time_limit_s": args.time_limit}
+    if interference is not None:
+        kwargs["interference"] = interference
+    return PlannerConfig(**kwargs)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    demands = parse_demand_yaml(_read(args.demand, "demand"))
+    profiles = load_profiles(args.profiles)
+    devices = parse_devices(args.devices)
+    try:
+        cfg = _config(args)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"interference: {exc}") from None
+    plan = get_policy(args.policy)(demands, profiles, devices, cfg)
+    print(format_plan(plan))
+    data = plan.to_json()
+    data["demand"] = [{"model": d.model, "rate_rps": d.rate_rps, "slo_ms": d.slo_ms} for d in demands]
+    if args.out:
+        Path(args.out).write_text(json.dumps(data, indent=1))
+        print(f"wrote {args.out}")
+    if args.png:
+        draw_plan(plan, args.png)
+        print(f"wrote {args.png}")
+    if plan.unserved:
+        worst = ", ".join(f"{m} ({r:.1f} rps)" for m, r in sorted(plan.unserved.items()))
+        print(f"error: not enough devices in {args.devices}: unserved {worst}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from modelplex.sim import SimConfig, Simulator, format_result, generate, parse_trace_spec, read_csv_trace
+
+    raw = _json(args.plan, "plan")
+    try:
+        plan = Plan.from_json(raw)
+    except (KeyError, TypeError, ValueError, AssertionError) as exc:
+        raise InvalidArgumentError(f"plan: {args.plan} is not a plan ({type(exc).__name__}: {exc})") from None
+    demand: list[Demand] = demands_from_data(raw["demand"]) if isinstance(raw, dict) and raw.get("demand") else []
+    if args.demand:
+        demand = parse_demand_yaml(_read(args.demand, "demand"))
+    if not demand:
+        raise InvalidArgumentError("simulate: the plan has no 'demand' (SLOs); pass --demand demand.yaml")
+    if args.duration <= 0 or args.warmup < 0 or args.warmup >= args.duration:
+        raise InvalidArgumentError("simulate: need duration > warmup >= 0")
+    spec = parse_trace_spec(args.trace)
+    profiles = load_profiles(args.profiles)
+    sim = Simulator(plan, profiles, {d.model: d.slo_ms for d in demand}, SimConfig(seed=args.seed, warmup_s=args.warmup))
+    if spec.kind == "csv":
+        trace = read_csv_trace(_read(spec.path, "trace"), sim.model_index, args.duration)
+    else:
+        trace = generate(spec, sim.rates_rps({d.model: d.rate_rps for d in demand}), args.duration, np.random.default_rng(args.seed))
+    result = sim.run(trace, args.duration)
+    print(format_result(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result.to_json(), indent=1))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def add_subcommands(subparsers: Any) -> None:
+    """Register `plan` and `simulate` on an argparse subparsers object."""
+    p = subparsers.add_parser("plan", help="plan models onto device slices under their SLOs")
+    p.add_argument("--demand", required=True, help="demand YAML (models with rate_rps and slo_ms)")
+    p.add_argument("--profiles", required=True, help="profiles JSON")
+    p.add_argument("--devices", required=True, help="devices SPEC, e.g. gpu:4, mig:2, cpu:16, cpu:2x8")
+    p.add_argument("--policy", default="elastic", choices=sorted(POLICIES), help="planning policy")
+    p.add_argument("--out", help="write the plan JSON here")
+    p.add_argument("--png", help="draw the plan to this PNG")
+    p.add_argument("--safety", type=float, default=1.1, help="latency safety factor")
+    p.add_argument("--rate-quantile", type=float, default=0.99, help="plan for this Poisson quantile of each rate (0 = mean)")
+    p.add_argument("--interference", help='interference model JSON: {"kind": "linear", "coeffs": [c0..c4]}')
+    p.add_argument("--time-limit", type=float, default=10.0, help="optimal: solver time limit (s)")
+    p.set_defaults(func=plan_command)
+    s = subparsers.add_parser("simulate", help="simulate a plan under a traffic trace")
+    s.add_argument("--plan", required=True, help="plan JSON written by `plan --out`")
+    s.add_argument("--profiles", required=True, help="profiles JSON")
+    s.add_argument("--trace", default="poisson", help="trace SPEC, e.g. poisson:scale=0.5, gamma:cv=2, step:at=0/0.5;5/1.2, csv:path=t.csv")
+    s.add_argument("--duration", type=float, default=10.0, help="seconds of arrivals")
+    s.add_argument("--warmup", type=float, default=0.0, help="seconds excluded from the statistics")
+    s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument("--demand", help="demand YAML overriding the plan's (rates and SLOs)")
+    s.add_argument("--out", help="write the result JSON here")
+    s.set_defaults(func=simulate_command)
+
+
+def _guarded(cmd: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command, turning bad input into one line on stderr and exit code 2."""
+    try:
+        return cmd(args)
+    except ModelplexError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    """`func` of the plan subcommand."""
+    return _guarded(cmd_plan, args)
+
+
+def simulate_command(args: argparse.Namespace) -> int:
+    """`func` of the simulate subcommand."""
+    return _guarded(cmd_simulate, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelplex")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

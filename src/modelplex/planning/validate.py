@@ -1,0 +1,68 @@
+"""Check a plan against its own latency model: every SLO met, no device oversubscribed.
+
+Used by the tests (property tests run it on every plan a policy returns) and by `modelplex plan`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from modelplex.core.demand import Demand
+from modelplex.core.plan import Plan
+from modelplex.planning.config import PlannerConfig
+from modelplex.planning.context import Profiles, build_context
+from modelplex.planning.menus import layout_ok
+
+TOL = 1e-6
+
+
+def check_plan(
+    plan: Plan, demands: Sequence[Demand], profiles: Profiles, config: PlannerConfig | None = None
+) -> list[str]:
+    """Problems found, one line each; empty when the plan is sound."""
+    cfg = config or PlannerConfig()
+    ctx = build_context(demands, profiles, plan.devices or (), cfg) if plan.devices else None
+    problems: list[str] = []
+    slo = {d.model: d.slo_ms for d in demands}
+    devices = {d.device_id: d for d in plan.devices}
+    models = {m.name: m for m in ctx.models} if ctx else {}
+    for dev_id, dev in devices.items():
+        sizes = [s.slice.size for s in plan.slices if s.slice.device_id == dev_id]
+        limit = ctx.max_slices(dev) if ctx else None
+        if not layout_ok(dev, sizes, limit):
+            problems.append(f"device {dev_id}: slices {sizes} do not fit (capacity {dev.capacity})")
+    for s in plan.slices:
+        if s.slice.device_id not in devices:
+            problems.append(f"slice {s.slice_id}: unknown device {s.slice.device_id}")
+            continue
+        for a in s.assignments:
+            m = models.get(a.model)
+            if m is None:
+                problems.append(f"slice {s.slice_id}: model {a.model} not in the demand")
+                continue
+            solo = m.curves[s.slice.size][a.batch - 1]
+            if a.latency_ms < solo * (1 - TOL):
+                problems.append(f"slice {s.slice_id}: {a.model} latency {a.latency_ms:.3f} ms below its profile {solo:.3f} ms")
+            if a.batch > cfg.max_batch:
+                problems.append(f"slice {s.slice_id}: {a.model} batch {a.batch} above {cfg.max_batch}")
+        if len(s.assignments) == 1 and s.duty_cycle_ms == 0:
+            a = s.assignments[0]
+            if 2 * a.latency_ms > slo[a.model] * (1 + TOL):
+                problems.append(f"slice {s.slice_id}: {a.model} 2 x {a.latency_ms:.3f} ms exceeds SLO {slo[a.model]:g} ms")
+            if a.rate_rps > 1000 * a.batch / a.latency_ms * (1 + TOL):
+                problems.append(f"slice {s.slice_id}: {a.model} rate {a.rate_rps:.1f} rps above throughput")
+        else:
+            busy = sum(a.latency_ms for a in s.assignments)
+            d = s.duty_cycle_ms
+            if busy > d * (1 + TOL) + TOL:
+                problems.append(f"slice {s.slice_id}: turns take {busy:.3f} ms, more than the duty cycle {d:.3f} ms")
+            for a in s.assignments:
+                if d + busy > slo[a.model] * (1 + TOL) + TOL:
+                    problems.append(f"slice {s.slice_id}: {a.model} waits {d + busy:.3f} ms, above SLO {slo[a.model]:g} ms")
+                if a.batch * 1000 < d * a.rate_rps * (1 - TOL) - TOL:
+                    problems.append(f"slice {s.slice_id}: {a.model} batch {a.batch} below a cycle's arrivals")
+    for m in models.values():
+        served = plan.served_rate_rps(m.name) + plan.unserved.get(m.name, 0.0)
+        if served < m.rate_rps * (1 - 1e-6) - 1e-6:
+            problems.append(f"model {m.name}: plan accounts for {served:.2f} of {m.rate_rps:.2f} rps")
+    return problems

@@ -1,0 +1,344 @@
+"""The model repository on disk, and the SQLite registry of what has been registered.
+
+Layout: `root/<model>/<version>/model.onnx`, with optional `root/<model>/config.pbtxt` (Triton)
+and `root/<model>/config.yaml` (modelplex), shared by all versions of the model.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelplex.core.errors import InvalidArgumentError, ModelplexError, NotFoundError
+from modelplex.core.model import ModelConfig, ModelId
+from modelplex.repository.config import (
+    build_model_config,
+    inspect_onnx,
+    load_pbtxt,
+    load_yaml,
+    model_config_from_json,
+    model_config_to_json,
+)
+
+MODEL_FILENAME = "model.onnx"  # Triton's default file name for the onnxruntime platform
+
+
+# --------------------------------------------------------------------------- repository scan
+
+
+def scan_repository(root: Path) -> tuple[list[ModelConfig], dict[str, str]]:
+    """Every loadable model version under root, and an error message per model that is not.
+
+    A model fails as a whole (like Triton) when its config is bad or any version cannot be
+    loaded; one failing model never stops the others.
+    """
+    root = _repository_root(root)
+    configs: list[ModelConfig] = []
+    errors: dict[str, str] = {}
+    for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            configs.extend(load_model_versions(root, model_dir.name))
+        except ModelplexError as e:
+            errors[model_dir.name] = e.message
+        except Exception as e:  # noqa: BLE001 (a surprise in one model must not stop the scan)
+            errors[model_dir.name] = f"model {model_dir.name!r}: {type(e).__name__}: {e}"
+    return configs, errors
+
+
+def list_versions(root: Path, name: str) -> list[str]:
+    """Version folders of a model, in ascending numeric order (non-numeric folders are ignored)."""
+    model_dir = _model_dir(root, name)
+    versions = [p.name for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+    return sorted(versions, key=int)
+
+
+def load_model_versions(root: Path, name: str) -> list[ModelConfig]:
+    """All versions of one model; raises on the first problem (the model is then unavailable)."""
+    model_dir = _model_dir(root, name)
+    triton = load_pbtxt(model_dir / "config.pbtxt") if (model_dir / "config.pbtxt").is_file() else None
+    overrides = load_yaml(model_dir / "config.yaml") if (model_dir / "config.yaml").is_file() else None
+    filename = (triton.default_model_filename if triton else "") or MODEL_FILENAME
+    versions = list_versions(root, name)
+    if not versions:
+        raise InvalidArgumentError(
+            f"model {name!r}: no version folders (expected {model_dir}/<version>/{filename})"
+        )
+    configs = []
+    for version in versions:
+        path = model_dir / version / filename
+        if not path.is_file():
+            raise InvalidArgumentError(f"model {name!r} version {version}: missing {path}")
+        graph = inspect_onnx(path)
+        configs.append(build_model_config(ModelId(name, version), path, graph, triton, overrides))
+    return configs
+
+
+def load_model_config(root: Path, name: str, version: str | None = None) -> ModelConfig:
+    """One version of a model (the highest-numbered when version is None), for repository load."""
+    configs = load_model_versions(root, name)
+    if version is None:
+        return configs[-1]
+    for config in configs:
+        if config.model.version == version:
+            return config
+    raise NotFoundError(
+        f"model {name!r} has no version {version!r} (versions: "
+        f"{', '.join(c.model.version for c in configs)})"
+    )
+
+
+def _repository_root(root: Path) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise InvalidArgumentError(f"model repository {root} is not a directory")
+    return root
+
+
+def _model_dir(root: Path, name: str) -> Path:
+    # Names come from API calls too: refuse anything that could step outside the repository.
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise InvalidArgumentError(f"invalid model name {name!r}")
+    model_dir = _repository_root(root) / name
+    if not model_dir.is_dir():
+        raise NotFoundError(f"model {name!r} is not in the repository {root}")
+    return model_dir
+
+
+# --------------------------------------------------------------------------- registry
+
+
+class ModelState(enum.Enum):
+    """Repository-index states, spelled as Triton reports them."""
+
+    READY = "READY"  # loaded and serving
+    UNAVAILABLE = "UNAVAILABLE"  # failed to load, or unloaded
+    LOADING = "LOADING"  # a load is in progress
+    UNLOADING = "UNLOADING"  # draining before unload
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """One registered model version as the registry stores it."""
+
+    model: ModelId  # name and version
+    path: str  # the ONNX file ("" when it never loaded)
+    task: str | None  # task served, for model-less queries
+    config: ModelConfig | None  # None for a model that failed before its config was known
+    state: ModelState  # current state
+    reason: str  # why it is in this state ("" when READY)
+    updated_at: float  # unix seconds of the last change
+
+
+# Schema migrations, applied in order; schema_version holds how many have run. A later issue
+# appends (never edits) entries, e.g. a variants table.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE models (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        path TEXT NOT NULL,
+        task TEXT,
+        config TEXT,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE profiles (
+        model TEXT NOT NULL,
+        hardware TEXT NOT NULL,
+        device_kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (model, hardware, device_kind)
+    );
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)  # the version this code writes
+DB_FILENAME = "modelplex.db"  # inside the state directory
+
+
+class Registry:
+    """Registered models (and measured profiles) persisted in SQLite under the state directory.
+
+    Thread-safe: one connection guarded by a lock, since frontends call from several threads.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / DB_FILENAME
+        self._lock = threading.Lock()
+        try:
+            Path(state_dir).mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            # WAL: readers never block the writer; NORMAL sync is durable enough for metadata.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except (OSError, sqlite3.Error) as e:
+            raise InvalidArgumentError(
+                f"state directory {state_dir} is not writable: {' '.join(str(e).split())}"
+            ) from None
+
+    def _migrate(self) -> None:
+        db = self._db
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = db.execute("SELECT version FROM schema_version").fetchone()
+        current = row[0] if row else 0
+        if current > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"database schema {current} is newer than this modelplex ({SCHEMA_VERSION})"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("DELETE FROM schema_version")
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (version + 1,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    # -- models
+
+    def upsert(
+        self,
+        model: ModelId,
+        path: str,
+        config: ModelConfig | None,
+        state: ModelState = ModelState.READY,
+        reason: str = "",
+        now: float | None = None,
+    ) -> RegisteredModel:
+        record = RegisteredModel(
+            model=model,
+            path=path,
+            task=config.task if config else None,
+            config=config,
+            state=state,
+            reason=reason,
+            updated_at=time.time() if now is None else now,
+        )
+        blob = json.dumps(model_config_to_json(config)) if config else None
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO models (name, version, path, task, config, state, reason, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (name, version) DO UPDATE SET path=excluded.path,"
+                " task=excluded.task, config=excluded.config, state=excluded.state,"
+                " reason=excluded.reason, updated_at=excluded.updated_at",
+                (model.name, model.version, path, record.task, blob, state.value, reason,
+                 record.updated_at),
+            )
+        return record
+
+    def get(self, name: str, version: str) -> RegisteredModel | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM models WHERE name = ? AND version = ?", (name, version)
+            ).fetchone()
+        return _record(row) if row else None
+
+    def list(self, name: str | None = None) -> list[RegisteredModel]:
+        """All registered versions (of one model when name is given), by name then version."""
+        query = f"SELECT {_COLUMNS} FROM models"
+        args: tuple[Any, ...] = ()
+        if name is not None:
+            query += " WHERE name = ?"
+            args = (name,)
+        with self._lock:
+            rows = self._db.execute(query, args).fetchall()
+        records = [_record(r) for r in rows]
+        return sorted(records, key=lambda r: (r.model.name, _version_key(r.model.version)))
+
+    def set_state(
+        self, name: str, version: str, state: ModelState, reason: str = "", now: float | None = None
+    ) -> None:
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE models SET state = ?, reason = ?, updated_at = ? WHERE name = ? AND version = ?",
+                (state.value, reason, time.time() if now is None else now, name, version),
+            )
+        if cur.rowcount == 0:
+            raise NotFoundError(f"model {name!r} version {version!r} is not registered")
+
+    def delete(self, name: str, version: str | None = None) -> int:
+        """Forget a model version (or all versions of the model); returns how many rows went."""
+        with self._lock:
+            if version is None:
+                cur = self._db.execute("DELETE FROM models WHERE name = ?", (name,))
+            else:
+                cur = self._db.execute(
+                    "DELETE FROM models WHERE name = ? AND version = ?", (name, version)
+                )
+        return cur.rowcount
+
+    # -- profiles (filled by the profiler of a later issue)
+
+    def put_profile(
+        self, model: str, hardware: str, device_kind: str, data: dict[str, Any],
+        now: float | None = None,
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO profiles (model, hardware, device_kind, data, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, hardware, device_kind)"
+                " DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at",
+                (model, hardware, device_kind, json.dumps(data),
+                 time.time() if now is None else now),
+            )
+
+    def get_profile(self, model: str, hardware: str, device_kind: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT data FROM profiles WHERE model = ? AND hardware = ? AND device_kind = ?",
+                (model, hardware, device_kind),
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    # -- lifetime
+
+    def schema_version(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT version FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "Registry":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_COLUMNS = "name, version, path, task, config, state, reason, updated_at"
+
+
+def _record(row: tuple[Any, ...]) -> RegisteredModel:
+    name, version, path, task, blob, state, reason, updated_at = row
+    return RegisteredModel(
+        model=ModelId(name, version),
+        path=path,
+        task=task,
+        config=model_config_from_json(json.loads(blob)) if blob else None,
+        state=ModelState(state),
+        reason=reason,
+        updated_at=float(updated_at),
+    )
+
+
+def _version_key(version: str) -> tuple[int, int | str]:
+    # Numeric versions sort numerically ("2" before "10"); anything else after, by text.
+    return (0, int(version)) if version.isdigit() else (1, version)
