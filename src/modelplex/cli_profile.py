@@ -35,7 +35,7 @@ def add_subcommands(sub: Any) -> None:
     p.add_argument("--import", dest="import_file", default="", help="load a profiles JSON export into the registry and exit")
     p.add_argument("--interference", action="store_true", help="also run model pairs on two 1-core slices and fit the slowdown model")
     p.add_argument("--pair-batches", default="1,8", help="batches of the interference runs (default 1,8)")
-    p.add_argument("--pair-duration-s", type=float, default=1.5, help="seconds of each solo and pair run (default 1.5)")
+    p.add_argument("--pair-duration-s", type=float, default=1.0, help="seconds of each solo and pair run (default 1.0)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_profile)
 
@@ -128,7 +128,7 @@ async def _run(args: argparse.Namespace, state_dir: Path, host: Any, backend: An
     from modelplex.repository.store import Registry
 
     if args.repeats:
-        rule = StopRule(min_samples=args.repeats, max_samples=args.repeats, budget_s=float("inf"))
+        rule = StopRule(min_samples=args.repeats, max_samples=args.repeats, min_s=0.0, budget_s=float("inf"))
     else:
         rule = StopRule(rel_ci=args.rel_ci, budget_s=args.budget_s)
     t0 = time.monotonic()

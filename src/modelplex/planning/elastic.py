@@ -7,20 +7,23 @@ onto an open device (a slice that is the last one its device allows takes the re
 else it is readjusted into the largest free region; else time-shared into an existing slice's
 duty cycle; else a device is added from the pool (auto-scaling). Afterwards a model's partial
 slices are merged into one where that fits, and slices grow into capacity nobody uses. Devices
-never opened are not in the plan (shrinking to the devices used). With an interference model,
+never opened are not in the plan (shrinking to the devices used). The pass runs in a few
+variants (model order, time sharing before cutting, saturated slice size) and the plan that
+leaves the least unserved on the fewest devices with the most spare capacity wins. With an interference model,
 every change re-checks all slices of the device and is rejected if any would miss its SLO.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from modelplex.core.demand import Demand
 from modelplex.core.devices import DeviceSpec
 from modelplex.core.plan import Plan
 from modelplex.planning.builder import Builder, SliceState, capacity_rps, configure
 from modelplex.planning.config import PlannerConfig
-from modelplex.planning.context import ModelInfo, Profiles, build_context
+from modelplex.planning.context import ModelInfo, PlanningContext, Profiles, build_context
 from modelplex.planning.rules import EPS
 
 
@@ -32,14 +35,41 @@ def residue_size(m: ModelInfo, sizes: Sequence[int], rate_rps: float) -> int:
     return max(sizes)
 
 
-def place_rate(b: Builder, m: ModelInfo, rate_rps: float) -> float:
+@dataclass(frozen=True)
+class Variant:
+    """One pass of the heuristic; plan() keeps the best of several (multi-start)."""
+
+    descending: bool = False  # model order: rate x SLO descending instead of ascending
+    share_first: bool = False  # try time sharing a residue before cutting a new slice for it
+    chunk_size: int | None = None  # saturated slice size for every model instead of its p_eff
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant(),  # the reference order
+    Variant(share_first=True),
+    Variant(descending=True),
+    Variant(descending=True, share_first=True),
+    Variant(chunk_size=40),
+    Variant(chunk_size=50),
+    Variant(chunk_size=60),
+)
+
+
+def place_rate(b: Builder, m: ModelInfo, rate_rps: float, variant: Variant = Variant()) -> float:
     """Place up to `rate_rps` of `m`; returns what could not be placed."""
     cfg = b.ctx.config
     remaining = rate_rps
-    peff_cap = capacity_rps(m, m.peff)
+    chunk = m.peff
+    if variant.chunk_size is not None and variant.chunk_size in m.sat and m.sat[variant.chunk_size] is not None:
+        chunk = variant.chunk_size
+    peff_cap = capacity_rps(m, chunk)
     while remaining > EPS * max(1.0, rate_rps):
-        size = m.peff if remaining >= peff_cap else residue_size(m, b.ctx.sizes, remaining)
-        got = b.best_fit(size, m, remaining)
+        size = chunk if remaining >= peff_cap else residue_size(m, b.ctx.sizes, remaining)
+        got = 0.0
+        if variant.share_first and remaining < peff_cap:
+            got = b.timeshare_into(m, remaining, cfg.max_models_per_slice)
+        if got <= 0:
+            got = b.best_fit(size, m, remaining)
         if got <= 0:
             got = b.into_free(m, remaining)
         if got <= 0 and remaining < peff_cap:
@@ -86,13 +116,29 @@ def plan_elastic(
 ) -> Plan:
     cfg = config or PlannerConfig()
     ctx = build_context(demands, profiles, devices, cfg)
+    best: tuple[tuple[float, int, float], Plan] | None = None
+    for variant in VARIANTS:
+        b = run_variant(ctx, variant)
+        p = b.to_plan("elastic")
+        spare = -sum(1.0 - s.utilisation for s in p.slices)
+        key = (round(sum(p.unserved.values()), 6), len(p.devices), spare)
+        if best is None or key < best[0]:
+            best = (key, p)
+    assert best is not None
+    return best[1]
+
+
+def run_variant(ctx: PlanningContext, variant: Variant) -> Builder:
+    """One pass of the heuristic over every model."""
+    cfg = ctx.config
     b = Builder(ctx)
-    order = sorted(ctx.models, key=lambda m: (m.rate_rps * m.slo_ms, m.name))
+    sign = -1.0 if variant.descending else 1.0
+    order = sorted(ctx.models, key=lambda m: (sign * m.rate_rps * m.slo_ms, m.name))
     for m in order:
-        left = place_rate(b, m, m.rate_rps)
+        left = place_rate(b, m, m.rate_rps, variant)
         b.add_unserved(m, left)
     if cfg.merge_residues:
         for m in order:
             merge_residues(b, m)
     b.expand()
-    return b.to_plan("elastic")
+    return b

@@ -66,3 +66,17 @@ def check_plan(
         if served < m.rate_rps * (1 - 1e-6) - 1e-6:
             problems.append(f"model {m.name}: plan accounts for {served:.2f} of {m.rate_rps:.2f} rps")
     return problems
+
+
+def plan_capacity_rps(plan: Plan) -> dict[str, float]:
+    """Per model, the most traffic the plan's slices carry under their own latency model: a
+    slice alone serves batch / latency; a shared slice scales its rates by 1 / utilisation."""
+    cap: dict[str, float] = {}
+    for s in plan.slices:
+        for a in s.assignments:
+            if len(s.assignments) == 1 and s.duty_cycle_ms == 0:
+                extra = 1000.0 * a.batch / a.latency_ms
+            else:
+                extra = a.rate_rps / max(s.utilisation, 1e-9)
+            cap[a.model] = cap.get(a.model, 0.0) + extra
+    return cap

@@ -66,7 +66,7 @@ async def run_interference(configs: Sequence[ModelConfig], store: ProfileStore, 
                            quiet: bool = False) -> tuple[dict[str, Any], list[Observation], list[float]]:
     settings = PairSettings(batches=tuple(batches), duration_s=duration_s)
     progress = Progress(steps(len(configs), settings), "interference", enabled=not quiet)
-    obs = await measure_pairs(configs, settings, progress)
+    obs = measure_pairs(configs, settings, progress)
     progress.close(f"{len(obs)} observations")
     record, predicted = summarize(obs)
     path = save_interference(state_dir, backend.hardware, record)

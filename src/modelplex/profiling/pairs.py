@@ -1,29 +1,31 @@
 """Measuring interference: pairs of models at once on two 1-core slices of the host CPU.
 
-Each model gets one worker pinned to core A and one pinned to core B (started once, reused by
-every pair). A model's solo latency is its median compute time in a closed loop alone; a pair
-runs both closed loops at the same time for the same duration, and each side's slowdown is its
-paired median over its solo median on the same core.
+Each side is a profiling.loadgen process pinned to its core, running the model back to back
+(no per-run IPC, see loadgen's docstring). For every pair (self-pairs included) at a batch
+setting: A alone on core A, B alone on core B, then both at once for the same interval; each
+side's slowdown is its paired median over its solo median measured just before (on a host
+shared with other work the solo baseline drifts, so it is re-measured per pair).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from modelplex.core.devices import SliceSpec
-from modelplex.core.errors import InvalidArgumentError
+from modelplex.core.errors import InvalidArgumentError, UnavailableError
 from modelplex.core.model import ModelConfig
-from modelplex.profiling.inputs import Arrays, nbytes, synthesize
+from modelplex.profiling.inputs import input_shape
 from modelplex.profiling.interference import Observation, solo_features
 from modelplex.profiling.progress import Progress
 from modelplex.profiling.runner import static_features
-from modelplex.runtime.worker_handle import WorkerHandle
 
 
 @dataclass(frozen=True)
@@ -31,90 +33,123 @@ class PairSettings:
     """How long and at which batches to run pairs."""
 
     batches: tuple[int, ...] = (1, 8)  # each model runs at min(batch, its max batch); one pass per batch
-    duration_s: float = 1.5  # closed-loop time of each solo run and each pair run
+    duration_s: float = 1.0  # closed-loop time of each solo run and each pair run
     min_runs: int = 5  # each side runs at least this many batches per run
     cores: tuple[int, int] = (0, 1)  # the two cores (each a 1-core slice)
 
 
-@dataclass
-class _Loaded:
-    config: ModelConfig  # the model
-    workers: tuple[WorkerHandle, WorkerHandle]  # one per core
-    weight_bytes: float  # model file size
+class LoadProcess:
+    """One loadgen process: a model at one batch, pinned to one core."""
+
+    def __init__(self, config: ModelConfig, batch: int, cpu: int) -> None:
+        self.name = config.model.name  # model name
+        self.batch = batch  # batch it runs
+        specs = [[s.name, s.datatype.value, list(input_shape(s, batch, config.batched))] for s in config.inputs]
+        env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", OMP_NUM_THREADS="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modelplex.profiling.loadgen", "--model", config.path, "--cpu", str(cpu),
+             "--inputs", json.dumps(specs)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        self.io_bytes = 0  # inputs + outputs of one batch, known once ready
+
+    def wait_ready(self) -> None:
+        line = self._readline()
+        if not line.startswith("ready"):
+            raise UnavailableError(f"load process for {self.name} failed to start: {line.strip()!r}")
+        self.io_bytes = int(line.split()[1])
+
+    def go(self, start_s: float, end_s: float, min_runs: int) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"go {start_s} {end_s} {min_runs}\n")
+        self.proc.stdin.flush()
+
+    def result_ms(self) -> float:
+        """Median latency of the run started by go()."""
+        samples = json.loads(self._readline())["samples_s"]
+        return float(np.median(samples)) * 1000
+
+    def _readline(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise UnavailableError(f"load process for {self.name} exited (code {self.proc.wait()})")
+        return line
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
-async def closed_loop(handle: WorkerHandle, inputs: Arrays, duration_s: float, min_runs: int) -> list[float]:
-    """Run the same batch back to back; compute seconds of each run."""
-    await handle.run(inputs, None)  # warm-up (first run on this worker at this shape)
-    samples: list[float] = []
-    deadline = time.monotonic() + duration_s
-    while len(samples) < min_runs or time.monotonic() < deadline:
-        _, compute_s = await handle.run(inputs, None)
-        samples.append(compute_s)
-    return samples
+def run_together(procs: Sequence[LoadProcess], duration_s: float, min_runs: int) -> list[float]:
+    start = time.monotonic() + 0.02  # both sides start at the same instant
+    for p in procs:
+        p.go(start, start + duration_s, min_runs)
+    return [p.result_ms() for p in procs]
 
 
 def _batch(config: ModelConfig, batch: int) -> int:
     return min(batch, config.batching.max_batch_size) if config.batched else 1
 
 
-async def measure_pairs(configs: Sequence[ModelConfig], settings: PairSettings,
-                        progress: Progress | None = None) -> list[Observation]:
+def measure_pairs(configs: Sequence[ModelConfig], settings: PairSettings,
+                  progress: Progress | None = None) -> list[Observation]:
     """All unordered pairs (self-pairs included) of the models, at each batch setting."""
     if len(set(settings.cores)) != 2:
         raise InvalidArgumentError("interference needs two distinct cores")
-    loaded: list[_Loaded] = []
-    try:
-        for config in configs:
-            hs = tuple(
-                WorkerHandle(f"pair:{config.model.name}@{c}", config.path, SliceSpec("cpu0", 1, (c,)), threads=1)
-                for c in settings.cores
-            )
-            for h in hs:
-                await h.start()
-            loaded.append(_Loaded(config, (hs[0], hs[1]), static_features(config).get("weight_bytes", 0.0)))
-        obs: list[Observation] = []
-        group = itertools.count()
-        for batch in settings.batches:
-            obs.extend(await _one_batch_setting(loaded, batch, settings, group, progress))
-        return obs
-    finally:
-        for m in loaded:
-            for h in m.workers:
-                await h.stop()
+    obs: list[Observation] = []
+    group = itertools.count()
+    for batch in settings.batches:
+        procs: dict[tuple[str, int], LoadProcess] = {}
+        try:
+            for c in configs:
+                for side, cpu in enumerate(settings.cores):
+                    procs[(c.model.name, side)] = LoadProcess(c, _batch(c, batch), cpu)
+            for p in procs.values():
+                p.wait_ready()
+            obs.extend(_pairs_at(configs, procs, settings, group, progress))
+        finally:
+            for p in procs.values():
+                p.close()
+    return obs
 
 
-async def _one_batch_setting(loaded: list[_Loaded], batch: int, settings: PairSettings,
-                             group: itertools.count[int], progress: Progress | None) -> list[Observation]:
-    inputs = {m.config.model.name: synthesize(m.config, _batch(m.config, batch)) for m in loaded}
-    solo_ms: dict[tuple[str, int], float] = {}
-    feats: dict[str, dict[str, float]] = {}
-    for m in loaded:
-        name = m.config.model.name
-        for side in (0, 1):
-            samples = await closed_loop(m.workers[side], inputs[name], settings.duration_s, settings.min_runs)
-            solo_ms[(name, side)] = float(np.median(samples)) * 1000
-            if progress is not None:
-                progress.advance(1, f"solo {name} batch={_batch(m.config, batch)}")
-        outs, _ = await m.workers[0].run(inputs[name], None)
-        io = nbytes(inputs[name]) + nbytes(outs)
-        feats[name] = solo_features(m.weight_bytes, io, solo_ms[(name, 0)] / 1000)
-    out: list[Observation] = []
-    for a, b in itertools.combinations_with_replacement(loaded, 2):
-        na, nb = a.config.model.name, b.config.model.name
-        sa, sb = await asyncio.gather(
-            closed_loop(a.workers[0], inputs[na], settings.duration_s, settings.min_runs),
-            closed_loop(b.workers[1], inputs[nb], settings.duration_s, settings.min_runs),
-        )
-        g = next(group)
-        ba, bb = _batch(a.config, batch), _batch(b.config, batch)
-        out.append(Observation(g, na, nb, ba, bb, feats[na], feats[nb], solo_ms[(na, 0)], float(np.median(sa)) * 1000))
-        out.append(Observation(g, nb, na, bb, ba, feats[nb], feats[na], solo_ms[(nb, 1)], float(np.median(sb)) * 1000))
+def _pairs_at(configs: Sequence[ModelConfig], procs: dict[tuple[str, int], LoadProcess], settings: PairSettings,
+              group: itertools.count[int], progress: Progress | None) -> list[Observation]:
+    weights = {c.model.name: static_features(c).get("weight_bytes", 0.0) for c in configs}
+    raw: list[tuple[int, str, str, float, float, float, float]] = []
+    solos: dict[str, list[float]] = {c.model.name: [] for c in configs}
+    for a, b in itertools.combinations_with_replacement([c.model.name for c in configs], 2):
+        pa, pb = procs[(a, 0)], procs[(b, 1)]
+        [solo_a] = run_together([pa], settings.duration_s, settings.min_runs)
+        [solo_b] = run_together([pb], settings.duration_s, settings.min_runs)
+        paired_a, paired_b = run_together([pa, pb], settings.duration_s, settings.min_runs)
+        solos[a].append(solo_a)
+        solos[b].append(solo_b)
+        raw.append((next(group), a, b, solo_a, solo_b, paired_a, paired_b))
         if progress is not None:
-            progress.advance(1, f"pair {na}+{nb} batch={batch}")
+            progress.advance(1, f"pair {a}+{b} batch={pa.batch}/{pb.batch}")
+    # features from the median of each model's solo runs, so one noisy run does not move them
+    feats = {
+        name: solo_features(weights[name], procs[(name, 0)].io_bytes, float(np.median(ms)) / 1000)
+        for name, ms in solos.items() if ms
+    }
+    out: list[Observation] = []
+    for g, a, b, solo_a, solo_b, paired_a, paired_b in raw:
+        ba, bb = procs[(a, 0)].batch, procs[(b, 1)].batch
+        out.append(Observation(g, a, b, ba, bb, feats[a], feats[b], solo_a, paired_a))
+        out.append(Observation(g, b, a, bb, ba, feats[b], feats[a], solo_b, paired_b))
     return out
 
 
 def steps(n_models: int, settings: PairSettings) -> int:
-    """Progress units of measure_pairs: solo runs plus pair runs per batch setting."""
-    return len(settings.batches) * (2 * n_models + n_models * (n_models + 1) // 2)
+    """Progress units of measure_pairs: pair runs over all batch settings."""
+    return len(settings.batches) * (n_models * (n_models + 1) // 2)

@@ -15,7 +15,8 @@ Z_95 = 1.96  # two-sided 95% normal quantile, for the order-statistic CI of the 
 class StopRule:
     """When to stop timing one (model, slice, batch) point."""
 
-    min_samples: int = 10  # never stop before this many timed runs
+    min_samples: int = 20  # never stop before this many timed runs (p99 needs a few dozen)
+    min_s: float = 0.2  # nor before this much timing (cheap points get hundreds of runs)
     max_samples: int = 2000  # never take more than this many
     rel_ci: float = 0.02  # stop when the median's 95% CI half-width / median is at most this
     budget_s: float = 2.0  # stop after this much wall time spent timing the point (after min_samples)
@@ -24,7 +25,7 @@ class StopRule:
         n = len(samples_s)
         if n >= self.max_samples:
             return True
-        if n < self.min_samples:
+        if n < self.min_samples or spent_s < min(self.min_s, self.budget_s):
             return False
         if spent_s >= self.budget_s:
             return True

@@ -49,6 +49,9 @@ async def serve(options: ServerOptions) -> int:
         http="httptools",
         lifespan="off",
         access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
         log_level="warning",
     )
     server = uvicorn.Server(config)

@@ -1,0 +1,82 @@
+"""The plan / simulate CLI as a user runs it: subprocesses, files, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelplex.planning.synthetic import gpu_profiles
+
+DEMAND = """models:
+  - {model: resnet50, rate_rps: 2000, slo_ms: 108}
+  - {model: mobilenetv2, rate_rps: 3000, slo_ms: 64}
+"""
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelplex.cli_plan", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("cli")
+    (d / "p.json").write_text(json.dumps([p.to_json() for p in gpu_profiles(["resnet50", "mobilenetv2"])]))
+    (d / "d.yaml").write_text(DEMAND)
+    return d
+
+
+def test_plan_then_simulate(files: Path) -> None:
+    out = files / "plan.json"
+    png = files / "plan.png"
+    r = _run("plan", "--demand", str(files / "d.yaml"), "--profiles", str(files / "p.json"), "--devices", "gpu:2", "--out", str(out), "--png", str(png))
+    assert r.returncode == 0, r.stderr
+    assert "resnet50" in r.stdout and "slice" in r.stdout
+    data = json.loads(out.read_text())
+    assert data["policy"] == "elastic" and data["demand"][0]["slo_ms"] == 108
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    s = _run("simulate", "--plan", str(out), "--profiles", str(files / "p.json"), "--trace", "poisson:scale=0.5", "--duration", "1", "--seed", "3")
+    assert s.returncode == 0, s.stderr
+    total = [line for line in s.stdout.splitlines() if line.startswith("TOTAL")][0]
+    assert float(total.split()[2]) > 99.0
+
+
+@pytest.mark.parametrize(
+    "demand, devices, needle",
+    [
+        ("models: [{model: foo, rate_rps: 1, slo_ms: 100}]", "gpu:1", "model foo: unknown model"),
+        ("models: [{model: resnet50, rate_rps: -5, slo_ms: 100}]", "gpu:1", "rate_rps must be >= 0"),
+        ("models: [{model: resnet50, rate_rps: 5, slo_ms: 1}]", "gpu:1", "below its fastest possible latency"),
+        ("models: [{model: resnet50, rate_rps: 5, slo_ms: 100", "gpu:1", "malformed YAML"),
+        ("models: [{model: resnet50, rate_rps: 5, slo_ms: 100}]", "tpu:3", "devices: cannot read"),
+        ("models: [{model: resnet50, rate: 5, slo_ms: 100}]", "gpu:1", "unknown key(s) rate"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(files: Path, tmp_path: Path, demand: str, devices: str, needle: str) -> None:
+    (tmp_path / "bad.yaml").write_text(demand)
+    r = _run("plan", "--demand", str(tmp_path / "bad.yaml"), "--profiles", str(files / "p.json"), "--devices", devices)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr
+
+
+def test_missing_file_and_unserved(files: Path) -> None:
+    r = _run("plan", "--demand", str(files / "none.yaml"), "--profiles", str(files / "p.json"), "--devices", "gpu:1")
+    assert r.returncode == 2 and "cannot read" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    (files / "huge.yaml").write_text("resnet50: {rate_rps: 1000000, slo_ms: 108}\n")
+    r = _run("plan", "--demand", str(files / "huge.yaml"), "--profiles", str(files / "p.json"), "--devices", "gpu:1")
+    assert r.returncode == 1 and "unserved resnet50" in r.stderr
+
+
+def test_add_subcommands_registers_on_a_foreign_parser() -> None:
+    import argparse
+
+    from modelplex.cli_plan import add_subcommands
+
+    parser = argparse.ArgumentParser()
+    add_subcommands(parser.add_subparsers(dest="cmd"))
+    args = parser.parse_args(["plan", "--demand", "/nonexistent", "--profiles", "x", "--devices", "gpu:1"])
+    assert args.func(args) == 2
