@@ -159,6 +159,35 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (model, hardware, device_kind)
     );
     """,
+    # 2: model-less serving (repository/registry_variants.py): tasks, registered models, variants.
+    """
+    CREATE TABLE tasks (
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    INSERT INTO tasks (name, description, created_at) VALUES
+        ('image-classification', 'images to class scores', 0),
+        ('tabular-classification', 'feature vectors to class scores', 0),
+        ('text-embedding', 'token ids to an embedding', 0),
+        ('digits', '8x8 handwritten digits (scikit-learn) to 10 class scores', 0);
+    CREATE TABLE task_models (
+        name TEXT PRIMARY KEY,
+        task TEXT NOT NULL REFERENCES tasks (name),
+        source_path TEXT NOT NULL,
+        config TEXT NOT NULL,
+        validation TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE variants (
+        name TEXT PRIMARY KEY,
+        model TEXT NOT NULL REFERENCES task_models (name),
+        task TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX variants_by_task ON variants (task);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)  # the version this code writes
 DB_FILENAME = "modelplex.db"  # inside the state directory

@@ -17,7 +17,7 @@ from modelplex.core.errors import DeadlineError, InvalidArgumentError, Modelplex
 from modelplex.core.model import ModelConfig
 from modelplex.runtime.worker_handle import WorkerHandle
 from modelplex.serving.batching import NO_DEADLINE, Batch, BatchPolicyConfig, BatchQueue, QueuedRequest
-from modelplex.serving.stats import Duration, Metrics, ModelStats
+from modelplex.serving.stats import BatchTimes, Metrics, ModelStats
 from modelplex.serving.types import InferOutput, InferRequest, InferResponse
 from modelplex.serving.validate import validate_request
 
@@ -188,10 +188,13 @@ class ServedModel:
         st.execution_count += 1
         st.inference_count += rows
         st.last_inference_ms = int(time.time() * 1000)
-        st.batch_sizes.setdefault(rows, Duration()).add(compute_s)
+        # the worker measured compute_s; the rest of the round trip is split as input (assembly,
+        # send) and output (receive, split), half each: both are the same channel's copies
+        overhead_s = max(0.0, latency_s - compute_s) / 2
+        st.batch_sizes.setdefault(rows, BatchTimes()).add(overhead_s, compute_s, overhead_s)
         self._m_compute.observe(compute_s)
         self._m_rows.observe(rows)
-        self._answer(reqs, outputs, compute_s, started, done)
+        self._answer(reqs, outputs, (overhead_s, compute_s, overhead_s), started, done)
         self._release(worker)
 
     # ---- helpers -------------------------------------------------------------------------
@@ -220,7 +223,7 @@ class ServedModel:
         self,
         reqs: list[QueuedRequest[Pending]],
         outputs: list[tuple[str, np.ndarray]],  # type: ignore[type-arg]
-        compute_s: float,
+        phases_s: tuple[float, float, float],
         started: float,
         done: float,
     ) -> None:
@@ -248,7 +251,9 @@ class ServedModel:
                 p.future.set_result(response)
             self.stats.success.add(done - p.enqueued_s)
             self.stats.queue.add(started - p.enqueued_s)
-            self.stats.compute_infer.add(compute_s)
+            self.stats.compute_input.add(phases_s[0])
+            self.stats.compute_infer.add(phases_s[1])
+            self.stats.compute_output.add(phases_s[2])
             self._m_requests.inc()
             self._m_queue.observe(started - p.enqueued_s)
             self._m_request.observe(done - p.enqueued_s)

@@ -26,18 +26,34 @@ class Duration:
 
 
 @dataclass
+class BatchTimes:
+    """Times of the batches of one size (the three phases perf_analyzer expects equal counts of)."""
+
+    compute_input: Duration = field(default_factory=Duration)  # assembly and send to the worker
+    compute_infer: Duration = field(default_factory=Duration)  # ONNX Runtime in the worker
+    compute_output: Duration = field(default_factory=Duration)  # receive and split the outputs
+
+    def add(self, input_s: float, infer_s: float, output_s: float) -> None:
+        self.compute_input.add(input_s)
+        self.compute_infer.add(infer_s)
+        self.compute_output.add(output_s)
+
+
+@dataclass
 class ModelStats:
     """Counters of one model version."""
 
     success: Duration = field(default_factory=Duration)  # requests answered, end-to-end time
     fail: Duration = field(default_factory=Duration)  # requests failed or rejected
     queue: Duration = field(default_factory=Duration)  # time waiting in the queue
-    compute_infer: Duration = field(default_factory=Duration)  # worker compute per request
+    compute_input: Duration = field(default_factory=Duration)  # batch assembly and send, per request
+    compute_infer: Duration = field(default_factory=Duration)  # worker compute, per request
+    compute_output: Duration = field(default_factory=Duration)  # receive and split, per request
     rejected_deadline: int = 0  # requests rejected because their deadline was out of reach
     inference_count: int = 0  # rows inferred
     execution_count: int = 0  # batches run
     last_inference_ms: int = 0  # wall-clock ms of the last batch
-    batch_sizes: dict[int, Duration] = field(default_factory=dict)  # rows -> compute time
+    batch_sizes: dict[int, "BatchTimes"] = field(default_factory=dict)  # rows -> times per batch
 
     def to_json(self, name: str, version: str) -> dict[str, Any]:
         return {
@@ -50,20 +66,20 @@ class ModelStats:
                 "success": self.success.to_json(),
                 "fail": self.fail.to_json(),
                 "queue": self.queue.to_json(),
-                "compute_input": Duration().to_json(),
+                "compute_input": self.compute_input.to_json(),
                 "compute_infer": self.compute_infer.to_json(),
-                "compute_output": Duration().to_json(),
+                "compute_output": self.compute_output.to_json(),
                 "cache_hit": Duration().to_json(),
                 "cache_miss": Duration().to_json(),
             },
             "batch_stats": [
                 {
                     "batch_size": size,
-                    "compute_input": Duration().to_json(),
-                    "compute_infer": d.to_json(),
-                    "compute_output": Duration().to_json(),
+                    "compute_input": t.compute_input.to_json(),
+                    "compute_infer": t.compute_infer.to_json(),
+                    "compute_output": t.compute_output.to_json(),
                 }
-                for size, d in sorted(self.batch_sizes.items())
+                for size, t in sorted(self.batch_sizes.items())
             ],
         }
 
