@@ -132,7 +132,7 @@ def main() -> int:
     for r in rows:
         print(f"| modelplex {r['client']} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {float(r['rps']) / best:.0%} |")  # type: ignore[arg-type]
     fe = idle["frontend"]["rss_mb"]
-    workers = [w["rss_mb"] for m in idle["models"].values() for w in m["workers"]]
+    workers = [s["worker"]["rss_mb"] for s in idle["slices"]]
     print(f"\nidle memory: frontend {fe} MiB, workers {workers} MiB")
     return 0
 

@@ -89,9 +89,14 @@ def _status(server: Any) -> dict[str, Any]:
         return json.loads(r.read())  # type: ignore[no-any-return]
 
 
+def _slow_slice(server: Any) -> dict[str, Any]:
+    status = _status(server)
+    (slice_id,) = status["models"]["slow"]["slices"]
+    return next(s for s in status["slices"] if s["slice_id"] == slice_id)  # type: ignore[no-any-return]
+
+
 def test_kill_worker_under_load(server: Any) -> None:
-    before = _status(server)["models"]["slow"]
-    pid = before["workers"][0]["pid"]
+    pid = _slow_slice(server)["worker"]["pid"]
     with cf.ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(infer_slow, server) for _ in range(16)]
         time.sleep(0.1)
@@ -106,10 +111,10 @@ def test_kill_worker_under_load(server: Any) -> None:
     # restarted, and later requests succeed
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        workers = _status(server)["models"]["slow"]["workers"]
-        if workers[0]["alive"] and workers[0]["pid"] != pid:
+        worker = _slow_slice(server)["worker"]
+        if worker["alive"] and worker["pid"] != pid:
             break
         time.sleep(0.2)
     status, _, _ = infer_slow(server)
     assert status == 200
-    assert _status(server)["models"]["slow"]["restarts"] >= 1
+    assert _slow_slice(server)["restarts"] >= 1

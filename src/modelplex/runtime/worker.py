@@ -1,7 +1,8 @@
 """Slice worker process: pinned to its slice's cores, runs batches of one model in ONNX Runtime.
 
+A slice may hold several models that take turns on it (time sharing); each request names one.
 Started by WorkerHandle with one end of a socketpair; speaks the frames of runtime.wire:
-  -> {"op": "infer", "id": n, "outputs": [names] | null, "tensors": [...]} + raw inputs
+  -> {"op": "infer", "id": n, "model": name, "outputs": [names] | null, "tensors": [...]} + raw inputs
   <- {"op": "result", "id": n, "ok": true, "compute_s": x, "tensors": [...]} + raw outputs
   <- {"op": "result", "id": n, "ok": false, "error": "..."}
 At start it sends {"op": "ready", ...} after loading, or {"op": "failed", "error": ...}.
@@ -65,23 +66,34 @@ def make_session(path: str, threads: int, provider: str = "cpu") -> Any:
     return ort.InferenceSession(path, sess_options=opts, providers=providers)
 
 
-def serve(sock: socket.socket, path: str, threads: int, provider: str) -> int:
+class _Loaded:
+    """One model's session in this worker."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session  # the ONNX Runtime session
+        self.outputs = [o.name for o in session.get_outputs()]  # all output names, graph order
+        self.string_inputs = {i.name for i in session.get_inputs() if i.type == "tensor(string)"}
+
+
+def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: str) -> int:
     from modelplex.runtime import wire
 
     import numpy as np
 
     t0 = time.perf_counter()
-    try:
-        session = make_session(path, threads, provider)
-    except Exception as exc:  # report the load failure, then exit
-        sock.sendall(b"".join(wire.encode({"op": "failed", "error": f"cannot load {path}: {exc}"}, [])))
-        return 1
+    loaded: dict[str, _Loaded] = {}
+    for name, path in models.items():
+        try:
+            loaded[name] = _Loaded(make_session(path, threads, provider))
+        except Exception as exc:  # report the load failure, then exit
+            msg = f"cannot load model {name} from {path}: {exc}"
+            sock.sendall(b"".join(wire.encode({"op": "failed", "error": msg}, [])))
+            return 1
     load_s = time.perf_counter() - t0
-    all_outputs = [o.name for o in session.get_outputs()]
-    string_inputs = {i.name for i in session.get_inputs() if i.type == "tensor(string)"}
     sock.sendall(
         b"".join(wire.encode({"op": "ready", "load_s": load_s, "rss_mb": _rss_mb(), "pid": os.getpid()}, []))
     )
+    default = next(iter(loaded))
     while True:
         prefix = _recv_exact(sock, wire.PREFIX.size)
         if prefix is None:
@@ -99,14 +111,17 @@ def serve(sock: socket.socket, path: str, threads: int, provider: str) -> int:
             continue
         req_id = header.get("id")
         try:
+            model = loaded.get(header.get("model") or default)
+            if model is None:
+                raise KeyError(f"this worker does not hold model {header.get('model')!r}")
             feeds: dict[str, Any] = {}
             for name, arr in wire.decode_tensors(header, payload):
-                if name in string_inputs:
+                if name in model.string_inputs:
                     arr = np.vectorize(lambda b: b.decode("utf-8", "surrogateescape"), otypes=[object])(arr)
                 feeds[name] = arr
-            names = header.get("outputs") or all_outputs
+            names = header.get("outputs") or model.outputs
             t_run = time.perf_counter()
-            results = session.run(names, feeds)
+            results = model.session.run(names, feeds)
             compute_s = time.perf_counter() - t_run
             frames = wire.encode(
                 {"op": "result", "id": req_id, "ok": True, "compute_s": compute_s},
@@ -120,7 +135,7 @@ def serve(sock: socket.socket, path: str, threads: int, provider: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="modelplex-worker")
     parser.add_argument("--fd", type=int, required=True, help="socket to the frontend")
-    parser.add_argument("--model", required=True, help="ONNX file")
+    parser.add_argument("--model", action="append", required=True, help="NAME=ONNX file (repeat for a shared slice)")
     parser.add_argument("--cpus", default="", help="comma-separated cores of the slice")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: cores)")
     parser.add_argument("--provider", default="cpu", choices=["cpu", "cuda"])
@@ -130,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or max(1, len(cpus) or (os.cpu_count() or 1))
     sock = socket.socket(fileno=args.fd)
     try:
-        return serve(sock, args.model, threads, args.provider)
+        models = dict(m.split("=", 1) if "=" in m else ("model", m) for m in args.model)
+        return serve(sock, models, threads, args.provider)
     except (BrokenPipeError, ConnectionResetError):
         return 0
     except KeyboardInterrupt:

@@ -30,19 +30,22 @@ class WorkerInfo:
 
 
 class WorkerHandle:
-    """Starts a worker pinned to a slice, runs batches on it, notices at once when it dies."""
+    """Starts a worker pinned to a slice, runs batches on it, notices at once when it dies.
+
+    `models` maps model name -> ONNX file (several models on one slice take turns on it), or is
+    the path of a single model."""
 
     def __init__(
         self,
         label: str,
-        model_path: str,
+        models: dict[str, str] | str,
         slice_spec: SliceSpec,
         threads: int = 0,
         provider: str = "cpu",
         on_exit: Callable[["WorkerHandle", int | None], None] | None = None,
     ) -> None:
         self.label = label  # e.g. "cnn/1#0", for messages
-        self.model_path = model_path
+        self.models = {"model": models} if isinstance(models, str) else dict(models)
         self.slice = slice_spec
         self.threads = threads or max(1, len(slice_spec.cpus) or 1)
         self.provider = provider
@@ -67,7 +70,7 @@ class WorkerHandle:
         cmd = [
             sys.executable, "-m", "modelplex.runtime.worker",
             "--fd", str(child.fileno()),
-            "--model", self.model_path,
+            *(a for name, path in self.models.items() for a in ("--model", f"{name}={path}")),
             "--cpus", ",".join(map(str, self.slice.cpus)),
             "--threads", str(self.threads),
             "--provider", self.provider,
@@ -91,9 +94,12 @@ class WorkerHandle:
         self._read_task = asyncio.create_task(self._read_loop())
         return self.info
 
-    async def run(self, inputs: Arrays, outputs: Sequence[str] | None) -> tuple[Arrays, float]:
-        """Run one batch; returns the output arrays and the measured compute seconds."""
-        header, payload = await self._call({"op": "infer", "outputs": list(outputs) if outputs else None}, inputs)
+    async def run(self, inputs: Arrays, outputs: Sequence[str] | None, model: str | None = None) -> tuple[Arrays, float]:
+        """Run one batch of `model` (default: the worker's only model); returns the output arrays
+        and the compute seconds measured inside the worker."""
+        header, payload = await self._call(
+            {"op": "infer", "model": model, "outputs": list(outputs) if outputs else None}, inputs
+        )
         if not header.get("ok"):
             raise InvalidArgumentError(f"inference failed: {header.get('error', 'unknown error')}")
         return wire.decode_tensors(header, payload), float(header.get("compute_s", 0.0))

@@ -98,7 +98,7 @@ class BatchQueue(Generic[P]):
         if self._rows + request.rows > cfg.max_queue_rows:
             return Admission(False, f"queue is full ({self._rows} rows waiting)")
         if request.deadline_s != NO_DEADLINE:
-            finish = self._predicted_finish(request, now)
+            finish = self.predict_finish(request.rows, request.deadline_s, now)
             if finish > request.deadline_s:
                 late_ms = (finish - request.deadline_s) * 1e3
                 return Admission(
@@ -148,11 +148,17 @@ class BatchQueue(Generic[P]):
             t = min(t, earliest - self.estimator.predict_s(self.config.max_batch_size))
         return max(t, now)
 
-    def completed(self, batch: Batch[P], latency_s: float, now: float) -> None:
+    def completed(self, batch: Batch[P], latency_s: float | None, now: float) -> None:
+        """The batch finished after latency_s (None: it failed, nothing was measured)."""
         if batch.requests:
-            self.estimator.observe(batch.rows, latency_s)
+            if latency_s is not None:
+                self.estimator.observe(batch.rows, latency_s)
             if self._busy_until:
                 self._busy_until.pop(0)
+
+    def backlog_s(self) -> float:
+        """Predicted time to run everything queued, one batch after another."""
+        return self._work_s(self._rows)
 
     def drain(self) -> list[QueuedRequest[P]]:
         """Remove and return everything queued (shutdown or unload)."""
@@ -183,16 +189,18 @@ class BatchQueue(Generic[P]):
             expired.append(req)
         return expired
 
-    def _predicted_finish(self, request: QueuedRequest[P], now: float) -> float:
-        """When the request would finish if admitted: the work ahead of it in deadline order,
-        spread over the instances, after the batches already running."""
-        max_rows = self.config.max_batch_size
-        ahead = request.rows + sum(r.rows for d, _, r in self._heap if d <= request.deadline_s)
-        full_batches, rest = divmod(ahead, max_rows)
-        work = full_batches * self.estimator.predict_s(max_rows)
+    def _work_s(self, rows: int) -> float:
+        full_batches, rest = divmod(rows, self.config.max_batch_size)
+        work = full_batches * self.estimator.predict_s(self.config.max_batch_size) if full_batches else 0.0
         if rest:
             work += self.estimator.predict_s(rest)
+        return work
+
+    def predict_finish(self, rows: int, deadline_s: float, now: float) -> float:
+        """When `rows` with this deadline would finish if admitted now: the work ahead of it in
+        deadline order, spread over the instances, after the batches already running."""
+        ahead = rows + sum(r.rows for d, _, r in self._heap if d <= deadline_s)
         instances = max(1, self.config.instances)
         busy = self._busy_until  # kept sorted
         start = now if len(busy) < instances else max(now, busy[0])
-        return start + work / instances
+        return start + self._work_s(ahead) / instances

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import time
 from collections import Counter as Tally
 from pathlib import Path
 from typing import Any
 
 from modelplex import __version__
 from modelplex.core.devices import SliceSpec
-from modelplex.core.errors import InvalidArgumentError, ModelplexError, NotFoundError, UnavailableError
+from modelplex.core.errors import DeadlineError, InvalidArgumentError, ModelplexError, NotFoundError, UnavailableError
 from modelplex.core.model import ModelConfig
 from modelplex.repository.config import to_triton_json
 from modelplex.repository.store import ModelState, Registry, load_model_config, scan_repository
 from modelplex.runtime.slices import divide
-from modelplex.serving.served_model import ServedModel
+from modelplex.serving.batching import QueuedRequest
+from modelplex.serving.router import ModelRouter
+from modelplex.serving.slice_runner import ModelBook, Pending, SliceRunner, deadline_of
+from modelplex.serving.stats import ModelStats
+from modelplex.serving.validate import validate_request
 from modelplex.serving.stats import Metrics
 from modelplex.serving.types import InferRequest, InferResponse
 
@@ -30,7 +36,10 @@ EXTENSIONS = [
 
 
 class DataPlane:
-    """Serves the models of one repository on CPU slices of the given cores."""
+    """Serves the models of one repository on slices of the given cores.
+
+    Slices run workers (SliceRunner); each model's requests are split over its slices by a
+    ModelRouter. Without a plan, every model instance gets a slice of its own."""
 
     def __init__(self, repository: Path, cpus: list[int], registry: Registry | None = None, provider: str = "cpu") -> None:
         self.repository = repository
@@ -38,9 +47,12 @@ class DataPlane:
         self.registry = registry
         self.provider = provider
         self.metrics = Metrics()
-        self.models: dict[str, ServedModel] = {}  # name -> the served (latest) version
+        self.books: dict[str, ModelBook] = {}  # name -> the served (latest) version's config and stats
+        self.slices: dict[str, SliceRunner] = {}  # slice id -> its runner
+        self.routes: dict[str, ModelRouter] = {}  # name -> how its requests are split over slices
         self.failed: dict[str, str] = {}  # name -> why it could not be loaded
         self._locks: dict[str, asyncio.Lock] = {}
+        self._slice_seq = 0
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -59,52 +71,66 @@ class DataPlane:
         await asyncio.gather(*starts)
 
     async def stop(self) -> None:
-        await asyncio.gather(*(m.stop("server shutting down") for m in self.models.values()), return_exceptions=True)
-        self.models.clear()
+        await asyncio.gather(*(r.stop("server shutting down") for r in self.slices.values()), return_exceptions=True)
+        self.slices.clear()
+        self.routes.clear()
 
     async def load(self, name: str) -> None:
         """Load (or reload) a model from the repository."""
         async with self._lock(name):
             config = load_model_config(self.repository, name)
-            old = self.models.pop(name, None)
-            if old is not None:
-                await old.stop("model reloaded")
+            if name in self.routes:
+                await self._retire_model(name, "model reloaded")
             await self._start_model(config, self._slices_for_new(max(1, config.instance_count)))
-            if name not in self.models:
+            if name not in self.routes:
                 raise InvalidArgumentError(f"failed to load model {name}: {self.failed.get(name, 'unknown error')}")
 
     async def unload(self, name: str) -> None:
         async with self._lock(name):
-            model = self.models.pop(name, None)
-            if model is None:
+            if name not in self.routes:
                 raise NotFoundError(f"model {name} is not loaded")
-            await model.stop("model unloaded")
+            version = self.books[name].config.model.version
+            await self._retire_model(name, "model unloaded")
             if self.registry is not None:
-                self.registry.set_state(name, model.config.model.version, ModelState.UNAVAILABLE, "unloaded")
+                self.registry.set_state(name, version, ModelState.UNAVAILABLE, "unloaded")
 
     # ---- requests ------------------------------------------------------------------------
-    def get(self, name: str, version: str | None = None) -> ServedModel:
-        model = self.models.get(name)
-        if model is None:
+    def get(self, name: str, version: str | None = None) -> ModelBook:
+        book = self.books.get(name) if name in self.routes else None
+        if book is None:
             if name in self.failed:
                 raise UnavailableError(f"model {name} is not available: {self.failed[name]}")
             raise NotFoundError(f"unknown model {name!r}")
-        if version not in (None, "", model.config.model.version):
-            raise NotFoundError(f"model {name} has no version {version!r} (served: {model.config.model.version})")
-        return model
+        if version not in (None, "", book.config.model.version):
+            raise NotFoundError(f"model {name} has no version {version!r} (served: {book.config.model.version})")
+        return book
 
     async def infer(self, request: InferRequest) -> InferResponse:
-        return await self.get(request.model, request.version).infer(request)
+        book = self.get(request.model, request.version)
+        rows = validate_request(book.config, request)
+        now = time.monotonic()
+        deadline = deadline_of(request, book.config.batching.slo_ms, now)
+        future: asyncio.Future[InferResponse] = asyncio.get_running_loop().create_future()
+        queued = QueuedRequest(now, deadline, rows, Pending(request, future, now))
+        admission = self.routes[request.model].route(queued, now)
+        if not admission.admitted:
+            book.rejected(deadline=True)
+            raise DeadlineError(f"model {request.model}: {admission.reason}")
+        return await future
 
     # ---- metadata ------------------------------------------------------------------------
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "modelplex", "version": __version__, "extensions": EXTENSIONS}
 
+    def ready(self) -> bool:
+        return all(route.ready for route in self.routes.values())
+
     def model_ready(self, name: str, version: str | None = None) -> bool:
         try:
-            return self.get(name, version).ready
+            self.get(name, version)
         except ModelplexError:
             return False
+        return self.routes[name].ready
 
     def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
         config = self.get(name, version).config
@@ -129,8 +155,8 @@ class DataPlane:
         out: list[dict[str, Any]] = []
         for c in configs:
             seen.add(c.model.name)
-            served = self.models.get(c.model.name)
-            state = "READY" if served is not None and served.ready else "UNAVAILABLE"
+            route = self.routes.get(c.model.name)
+            state = "READY" if route is not None and route.ready else "UNAVAILABLE"
             entry: dict[str, Any] = {"name": c.model.name, "version": c.model.version, "state": state}
             if state != "READY":
                 entry["reason"] = self.failed.get(c.model.name, "unloaded")
@@ -141,35 +167,56 @@ class DataPlane:
         return out
 
     def statistics(self, name: str | None = None, version: str | None = None) -> dict[str, Any]:
-        models = [self.get(name, version)] if name else list(self.models.values())
-        return {"model_stats": [m.stats.to_json(m.name, m.config.model.version) for m in models]}
+        books = [self.get(name, version)] if name else [self.books[n] for n in sorted(self.routes)]
+        return {"model_stats": [b.stats.to_json(b.config.model.name, b.config.model.version) for b in books]}
 
     def status(self) -> dict[str, Any]:
-        """Frontend process, and per model its workers (pid, cores, memory) and queue."""
-        import os
-
+        """Frontend process, every slice (worker pid, cores, memory, queues), each model's slices."""
         import psutil
 
         rss_mb = psutil.Process(os.getpid()).memory_info().rss / 2**20
         return {
             "frontend": {"pid": os.getpid(), "rss_mb": round(rss_mb, 1), "cpus": self.cpus},
-            "models": {name: m.describe() for name, m in sorted(self.models.items())},
+            "slices": [r.describe() for _, r in sorted(self.slices.items())],
+            "models": {
+                name: {"slices": [r.slice_id for r in route.runners], "shares": route.weights, "ready": route.ready}
+                for name, route in sorted(self.routes.items())
+            },
             "failed": dict(self.failed),
         }
 
     # ---- internals -----------------------------------------------------------------------
     async def _start_model(self, config: ModelConfig, slices: list[SliceSpec]) -> None:
+        """Start a model on slices of its own (one instance each) and route to them."""
         name = config.model.name
-        model = ServedModel(config, slices, self.metrics, self.provider)
-        try:
-            await model.start()
-        except ModelplexError as exc:
-            self._mark_failed(name, exc.message, config)
+        book = ModelBook(config, ModelStats(), self.metrics)
+        runners = [SliceRunner(self._slice_id(s), s, [book], provider=self.provider) for s in slices]
+        results = await asyncio.gather(*(r.start() for r in runners), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await asyncio.gather(*(r.stop("load failed") for r in runners), return_exceptions=True)
+            err = errors[0]
+            self._mark_failed(name, err.message if isinstance(err, ModelplexError) else str(err), config)
             return
-        self.models[name] = model
+        self.books[name] = book
+        for r in runners:
+            self.slices[r.slice_id] = r
+        self.routes[name] = ModelRouter(name, [(r, 1.0 / len(runners)) for r in runners])
         self.failed.pop(name, None)
         if self.registry is not None:
             self.registry.upsert(config.model, config.path, config, ModelState.READY)
+
+    async def _retire_model(self, name: str, reason: str) -> None:
+        """Stop routing to a model and stop the slices that served only it."""
+        route = self.routes.pop(name)
+        for runner in route.runners:
+            if all(m == name for m in runner.names):
+                self.slices.pop(runner.slice_id, None)
+                await runner.stop(reason)
+
+    def _slice_id(self, spec: SliceSpec) -> str:
+        self._slice_seq += 1
+        return f"{spec.device_id}/s{self._slice_seq}"
 
     def _mark_failed(self, name: str, reason: str, config: ModelConfig | None = None) -> None:
         self.failed[name] = reason
@@ -179,12 +226,11 @@ class DataPlane:
 
     def _slices_for_new(self, count: int) -> list[SliceSpec]:
         """Slices for a model loaded later: the least-used cores, one block per instance."""
-        usage: Tally[int] = Tally({c: 0 for c in self.cpus})
-        for m in self.models.values():
-            for s in m.slices:
-                usage.update(s.cpus)
-        if not self.models:
+        if not self.slices:
             return divide(self.cpus, count)
+        usage: Tally[int] = Tally({c: 0 for c in self.cpus})
+        for r in self.slices.values():
+            usage.update(r.slice.cpus)
         order = sorted(self.cpus, key=lambda c: (usage[c], c))
         return [SliceSpec("cpu0", 1, (order[i % len(order)],)) for i in range(count)]
 

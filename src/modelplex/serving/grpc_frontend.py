@@ -119,7 +119,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[mi
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: Any, context: Any) -> Any:
-        return pb.ServerReadyResponse(ready=all(m.ready for m in self.plane.models.values()))
+        return pb.ServerReadyResponse(ready=self.plane.ready())
 
     async def ModelReady(self, request: Any, context: Any) -> Any:
         return pb.ModelReadyResponse(ready=self.plane.model_ready(request.name, request.version or None))

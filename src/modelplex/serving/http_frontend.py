@@ -136,7 +136,7 @@ def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) ->
         return Response(status_code=200)
 
     async def ready(request: Request) -> Response:
-        return ok_if(all(m.ready for m in plane.models.values()))
+        return ok_if(plane.ready())
 
     async def server_metadata(request: Request) -> Response:
         return _json(plane.server_metadata())

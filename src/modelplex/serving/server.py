@@ -33,9 +33,9 @@ async def serve(options: ServerOptions) -> int:
     plane = DataPlane(options.repository, list(options.cpus), registry)
     print(f"modelplex: loading models from {options.repository} on cores {list(options.cpus)} ...", flush=True)
     await plane.start()
-    for name, model in sorted(plane.models.items()):
-        cores = " | ".join(",".join(map(str, s.cpus)) for s in model.slices)
-        print(f"modelplex:   {name} v{model.config.model.version} ready on cores [{cores}]", flush=True)
+    for name, route in sorted(plane.routes.items()):
+        cores = " | ".join(",".join(map(str, r.slice.cpus)) for r in route.runners)
+        print(f"modelplex:   {name} v{plane.books[name].config.model.version} ready on cores [{cores}]", flush=True)
     grpc_server = None
     if options.grpc_port:
         from modelplex.serving.grpc_frontend import start_grpc
@@ -60,8 +60,8 @@ async def serve(options: ServerOptions) -> int:
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     base = f"http://{options.host}:{options.http_port}"
     print(f"modelplex: serving KServe v2 HTTP on {base}" + (f" and gRPC on {options.host}:{options.grpc_port}" if grpc_server else ""), flush=True)
-    if plane.models:
-        name = sorted(plane.models)[0]
+    if plane.routes:
+        name = sorted(plane.routes)[0]
         print(f"modelplex: try   curl {base}/v2/models/{name}", flush=True)
         print(f"modelplex:       curl {base}/v2/repository/index -X POST", flush=True)
     try:
