@@ -56,13 +56,13 @@ def simulate_ok(p, sc, total, profs, slos, sim_s, seed=1) -> float:
 
 def peak(sc: Scenario, policy: str, profs: list[Profile], devices: list[DeviceSpec], slos: dict[str, float], cfg: PlannerConfig, sim_s: float) -> dict:
     t0 = time.perf_counter()
-    status = "ok"
+    status = "OPTIMAL"
 
     def fits(total: float) -> bool:
         nonlocal status
         p, st = feasible_plan(sc, policy, total, profs, devices, slos, cfg)
         if policy == "optimal":
-            status = st if st != "OPTIMAL" and status == "ok" else status
+            status = st if st != "OPTIMAL" else status  # remember any solve not proven optimal
         return p is not None and not p.unserved
 
     lo, hi = 0.0, 100.0
@@ -131,7 +131,7 @@ def table(rows: list[dict]) -> str:
         out.append("|---" * (len(POLICIES) + 3) + "|")
         for sc in dict.fromkeys(r["scenario"] for r in sub):
             by = {r["policy"]: r for r in sub if r["scenario"] == sc}
-            cells = [f"{by[p]['peak_rps']:,.0f} ({by[p]['devices_used']})" + (" *" if by[p].get("solver") not in ("", "ok", "OPTIMAL") else "") for p in POLICIES if p in by]
+            cells = [f"{by[p]['peak_rps']:,.0f} ({by[p]['devices_used']})" + (" *" if by[p].get("solver") not in ("", "OPTIMAL") else "") for p in POLICIES if p in by]
             e, t, o = by["elastic"]["peak_rps"], by["temporal"]["peak_rps"], by["optimal"]["peak_rps"]
             gain = f"{e / t:.2f}x" if t else "n/a"
             gap = f"{100 * (e - o) / o:+.1f} %" if o else "n/a"
@@ -152,10 +152,11 @@ def main() -> int:
     ap.add_argument("--profiles", help="measured CPU profiles JSON (else a synthetic CPU set)")
     ap.add_argument("--sim-s", type=float, default=1.0, help="simulated seconds per check")
     ap.add_argument("--skip-gpu", action="store_true")
+    ap.add_argument("--time-limit", type=float, default=20.0, help="optimal: CP-SAT limit per solve (s)")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     ap.add_argument("--readme", default=str(HERE / "README.md"))
     args = ap.parse_args()
-    cfg = PlannerConfig(time_limit_s=60.0)
+    cfg = PlannerConfig(time_limit_s=args.time_limit)
     rows: list[dict] = []
     if not args.skip_gpu:
         gpus = [DeviceSpec(f"gpu{i}", DeviceKind.GPU_MPS, 100) for i in range(args.gpus)]

@@ -22,6 +22,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     repo = Path(args.repository)
     if not repo.is_dir():
         raise ModelplexError(f"model repository {repo} is not a folder")
+    expected: list[tuple[str, float]] = []
+    for item in filter(None, (args.expected_rates or "").split(",")):
+        name, _, rate = item.partition("=")
+        try:
+            expected.append((name.strip(), float(rate)))
+        except ValueError:
+            raise ModelplexError(f"--expected-rates wants model=rate pairs like cnn=50,mlp=100, got {item!r}") from None
+    if args.policy is None and (args.profiles or expected):
+        raise ModelplexError("--profiles and --expected-rates need --policy")
     options = ServerOptions(
         repository=repo,
         host=args.host,
@@ -30,8 +39,32 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         cpus=tuple(parse_cpus(args.cpus)),
         state_dir=Path(args.state_dir) if args.state_dir else None,
         max_body_bytes=int(args.max_body_mb * 2**20),
+        policy=args.policy,
+        profiles_path=Path(args.profiles) if args.profiles else None,
+        expected_rps=tuple(expected),
+        replanning=not args.no_replan,
     )
     return run(options)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = args.url.rstrip("/") + "/v2/plan"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            doc = json.loads(r.read())
+    except (urllib.error.URLError, OSError) as exc:
+        raise ModelplexError(f"cannot reach a modelplex server at {args.url}: {exc}") from None
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    from modelplex.serving.status_view import format_status
+
+    print(format_status(doc))
+    return 0
 
 
 def _cmd_examples(args: argparse.Namespace) -> int:
@@ -55,18 +88,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", default=None, help="cores to cut into slices, e.g. 0-1 (default: all)")
     p.add_argument("--state-dir", default="state", help="registry folder (SQLite); default ./state")
     p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
+    p.add_argument("--policy", choices=["elastic", "temporal", "exclusive"], default=None,
+                   help="serve under a plan made by this policy from measured profiles, re-planning as rates move")
+    p.add_argument("--profiles", default=None, help="profiles JSON (modelplex profile --out); default: the registry's")
+    p.add_argument("--expected-rates", default=None, help="rates for the first plan, e.g. cnn=50,mlp=100 (req/s)")
+    p.add_argument("--no-replan", action="store_true", help="keep the first plan whatever the traffic")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("status", help="show a running server's plan, slices and SLO attainment")
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="server address (default http://127.0.0.1:8000)")
+    p.add_argument("--json", action="store_true", help="print the raw JSON")
+    p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("examples", help="write the example model repository")
     p.add_argument("--out", default="examples/models", help="folder to write (default examples/models)")
     p.set_defaults(func=_cmd_examples)
 
-    for module in ("modelplex.cli_plan", "modelplex.cli_profile"):
-        try:
-            mod = __import__(module, fromlist=["add_subcommands"])
-        except ImportError:
-            continue
-        mod.add_subcommands(sub)
+    from modelplex import cli_plan, cli_profile
+
+    cli_plan.add_subcommands(sub)
+    cli_profile.add_subcommands(sub)
     return parser
 
 

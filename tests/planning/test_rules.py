@@ -62,7 +62,8 @@ def test_residue_rule(slo_ms: float, rate_rps: float, batch: int | None, duty_ms
     "rates, slos, feasible",
     [
         ([100.0, 100.0], [60.0, 60.0], True),
-        ([100.0], [10.0], False),  # one request per 10 ms cycle plus 3 ms run > 10
+        ([100.0], [10.0], True),  # a 7 ms cycle: batch 1 (3 ms) + 7 ms wait = 10
+        ([100.0], [5.9], False),  # even the shortest cycle (3 ms) + its 3 ms run > 5.9
         ([200.0, 200.0, 200.0], [40.0, 40.0, 40.0], True),
         ([900.0, 900.0], [15.0, 15.0], False),  # turns cannot keep up within the SLO
     ],

@@ -105,3 +105,14 @@ def test_missing_repository_and_bad_import(cli: Cli, tmp_path: Path) -> None:
         proc = cli(*args, "--state-dir", str(tmp_path / "s"))
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_pairs_measure_both_directions(tiny_repo: Path) -> None:
+    from modelplex.profiling.interference import F1, F2
+    from modelplex.profiling.pairs import PairSettings, measure_pairs
+    from modelplex.repository.store import scan_repository
+
+    configs, _ = scan_repository(tiny_repo)
+    obs = measure_pairs(configs, PairSettings(batches=(4,), duration_s=0.1, min_runs=3))
+    assert [(o.model_a, o.model_b, o.batch_a) for o in obs] == [("tiny", "tiny", 4)] * 2
+    assert all(o.solo_ms > 0 and o.paired_ms > 0 and o.features_a[F2] >= o.features_a[F1] > 0 for o in obs)

@@ -1,1 +1,1 @@
-"""modelplex.control"""
+"""Control: rate estimation, re-planning decisions, autoscaling (pure), and their driver."""

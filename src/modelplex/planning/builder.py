@@ -195,10 +195,9 @@ class Builder:
                     cands.append((dev, i))
         best: tuple[float, int, int] | None = None
         for dev, i in cands:
-            lay = self._with_added(dev, i, m, rate_rps)
-            states = self.evaluate(dev, lay)
-            if states is not None:
-                util = states[i].utilisation
+            trial = self.evaluate(dev, self._with_added(dev, i, m, rate_rps))
+            if trial is not None:
+                util = trial[i].utilisation
                 if best is None or util > best[0]:
                     best = (util, dev, i)
         if best is not None:

@@ -22,7 +22,7 @@ from modelplex.core.demand import Demand
 from modelplex.core.devices import DeviceSpec
 from modelplex.core.errors import UnsupportedError
 from modelplex.core.plan import Plan
-from modelplex.planning.builder import Builder, capacity_rps
+from modelplex.planning.builder import Builder, Layout, capacity_rps
 from modelplex.planning.config import PlannerConfig
 from modelplex.planning.context import Profiles, build_context
 from modelplex.planning.menus import layout_ok, slice_menu
@@ -98,7 +98,7 @@ def solve_optimal(
     status = solver.Solve(mdl)
     status_name = solver.StatusName(status)
     b = Builder(ctx)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if status_name not in ("OPTIMAL", "FEASIBLE"):
         for m in models:
             b.add_unserved(m, m.rate_rps)
         return OptimalResult(b.to_plan("optimal"), status_name, solver.WallTime())
@@ -125,13 +125,13 @@ def solve_optimal(
                     work[(dev, slot)] = (m.name, rate * capacity_rps(m, p) / cap)
         b.add_unserved(m, m.rate_rps - rate)
     for i, dev in enumerate(b.open_devices()):
-        lay = [
+        device_work: Layout = [
             (p, [(by_name[work[(dev, slot)][0]], work[(dev, slot)][1])])
             for slot, p in enumerate(device_layouts[i])
             if (dev, slot) in work
         ]
-        if not b.commit(dev, lay):
-            for _, items in lay:
+        if not b.commit(dev, device_work):
+            for _, items in device_work:
                 for m_, r in items:
                     b.add_unserved(m_, r)
     b.slices = {d: s for d, s in b.slices.items() if s}

@@ -84,30 +84,27 @@ def timeshare(
     al = alphas if alphas is not None else [1.0] * n
     min_slo = min(slos_ms)
     max_batch = min(len(lat) for lat in lats)
-    # candidate cycles: the lengths at which some model's batch grows by one
+    # between consecutive breakpoints (where some model's batch grows by one) the batches are
+    # fixed, so the best cycle there is the longest one the SLOs allow (lowest utilisation)
     cands = sorted({1000.0 * b / r for r in rates_rps if r > 0 for b in range(1, max_batch + 1)})
     best: TurnConfig | None = None
     best_util = math.inf
-    for d in cands:
-        if d >= min_slo:
+    prev = 0.0
+    for upper in cands:
+        if prev >= min_slo:
             break
-        batches: list[int] = []
-        busy = 0.0
-        ok = True
-        for lat, r, a in zip(lats, rates_rps, al):
-            b = max(1, math.ceil(d * r / 1000.0 - 1e-7))
-            if b > max_batch:
-                ok = False
-                break
-            batches.append(b)
-            busy += lat[b - 1] * a
-        if not ok:
+        batches = [max(1, math.ceil(upper * r / 1000.0 - 1e-7)) for r in rates_rps]
+        if max(batches) > max_batch:
             break
-        if busy <= d + EPS and d + busy <= min_slo + EPS:
+        lats_b = [lat[b - 1] * a for lat, b, a in zip(lats, batches, al)]
+        busy = sum(lats_b)
+        d = min(upper, min_slo - busy)
+        if d > prev and busy <= d + EPS:
             util = busy / d
             if util < best_util - 1e-12:
                 best_util = util
-                best = TurnConfig(d, tuple(batches), tuple(lat[b - 1] * a for lat, b, a in zip(lats, batches, al)))
+                best = TurnConfig(d, tuple(batches), tuple(lats_b))
+        prev = upper
     return best
 
 

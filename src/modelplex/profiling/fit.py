@@ -72,13 +72,12 @@ async def run_interference(configs: Sequence[ModelConfig], store: ProfileStore, 
     path = save_interference(state_dir, backend.hardware, record)
     # Profiles keep the features of the largest pair batch at full-device scale (see interference.py).
     frac = 1 / backend.capacity
-    last_batch = max(o.batch_a for o in obs) if obs else 1
     for config in configs:
         name = config.model.name
         mine = [o for o in obs if o.model_a == name]
         if not mine:
             continue
-        top = max(mine, key=lambda o: (o.batch_a == last_batch or o.batch_a == max(m.batch_a for m in mine), o.batch_a))
+        top = max(mine, key=lambda o: o.batch_a)
         prof = store.get(name, backend.hardware, backend.device_kind)
         if prof is not None:
             feats = {**prof.features, **to_device_scale(top.features_a, frac), "interference_batch": float(top.batch_a)}

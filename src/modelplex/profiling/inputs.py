@@ -19,7 +19,7 @@ DEFAULT_DYNAMIC_DIM = 16  # value of a -1 dimension other than the batch axis (e
 INT_RANGE = 100  # integer inputs are drawn from [0, INT_RANGE): valid ids for small vocabularies
 BYTES_LEN = 8  # length of each synthetic BYTES element
 
-Arrays = list[tuple[str, np.ndarray]]  # type: ignore[type-arg]
+Arrays = list[tuple[str, np.ndarray]]
 
 
 def input_shape(spec: TensorSpec, batch: int, batched: bool) -> tuple[int, ...]:
@@ -38,11 +38,11 @@ def synthesize(config: ModelConfig, batch: int, seed: int = 0) -> Arrays:
     out: Arrays = []
     for spec in config.inputs:
         shape = input_shape(spec, batch, config.batched)
-        out.append((spec.name, _random(rng, spec.datatype, shape)))
+        out.append((spec.name, random_array(rng, spec.datatype, shape)))
     return out
 
 
-def _random(rng: np.random.Generator, dtype: DataType, shape: tuple[int, ...]) -> np.ndarray:  # type: ignore[type-arg]
+def random_array(rng: np.random.Generator, dtype: DataType, shape: tuple[int, ...]) -> np.ndarray:
     if dtype is DataType.BYTES:
         arr = np.empty(shape, dtype=object)
         arr.reshape(-1)[:] = [b"x" * BYTES_LEN] * int(np.prod(shape, dtype=np.int64))

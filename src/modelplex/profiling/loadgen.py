@@ -35,12 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from modelplex.core.tensors import DataType
-    from modelplex.profiling.inputs import _random
+    from modelplex.profiling.inputs import random_array
     from modelplex.runtime.worker import make_session
 
     session = make_session(args.model, 1)
     rng = np.random.default_rng(0)
-    feeds = {name: _random(rng, DataType(dt), tuple(shape)) for name, dt, shape in json.loads(args.inputs)}
+    feeds = {name: random_array(rng, DataType(dt), tuple(shape)) for name, dt, shape in json.loads(args.inputs)}
     outputs = session.run(None, feeds)
     io_bytes = sum(int(a.nbytes) for a in feeds.values()) + sum(int(np.asarray(o).nbytes) for o in outputs)
     for _ in range(3):

@@ -8,21 +8,21 @@ import sys
 import time
 from collections import Counter as Tally
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from modelplex import __version__
 from modelplex.core.devices import SliceSpec
 from modelplex.core.errors import DeadlineError, InvalidArgumentError, ModelplexError, NotFoundError, UnavailableError
 from modelplex.core.model import ModelConfig
+from modelplex.core.plan import Plan
 from modelplex.repository.config import to_triton_json
 from modelplex.repository.store import ModelState, Registry, load_model_config, scan_repository
 from modelplex.runtime.slices import divide
 from modelplex.serving.batching import QueuedRequest
 from modelplex.serving.router import ModelRouter
 from modelplex.serving.slice_runner import ModelBook, Pending, SliceRunner, deadline_of
-from modelplex.serving.stats import ModelStats
+from modelplex.serving.stats import Metrics, ModelStats
 from modelplex.serving.validate import validate_request
-from modelplex.serving.stats import Metrics
 from modelplex.serving.types import InferRequest, InferResponse
 
 EXTENSIONS = [
@@ -53,6 +53,10 @@ class DataPlane:
         self.failed: dict[str, str] = {}  # name -> why it could not be loaded
         self._locks: dict[str, asyncio.Lock] = {}
         self._slice_seq = 0
+        self.plan: Plan | None = None  # the plan being served, when serving under one
+        self._plan_lock = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()  # old slices draining after a switch
+        self.on_arrival: Callable[[str, float], None] | None = None  # rate observer (controller)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -70,7 +74,90 @@ class DataPlane:
             pos += n
         await asyncio.gather(*starts)
 
+    async def load_books(self) -> list[str]:
+        """Read the repository's models (configs only; a plan decides where they run)."""
+        configs, errors = scan_repository(self.repository)
+        for name, reason in errors.items():
+            self._mark_failed(name, reason)
+        for config in configs:
+            self.books[config.model.name] = ModelBook(config, ModelStats(), self.metrics)
+        return sorted(self.books)
+
+    async def apply_plan(self, plan: Plan) -> float:
+        """Serve `plan` without losing a request: start the workers of new slices beside the old
+        ones, switch routing when all are ready, then let the old slices drain and stop.
+        Slices identical to running ones are kept. Returns seconds until routing switched."""
+        t0 = time.monotonic()
+        async with self._plan_lock:
+            keep: dict[str, SliceRunner] = {}
+            by_signature = {_signature(r.slice.cpus, r.names, r.batch_sizes): r for r in self.slices.values()}
+            fresh: list[SliceRunner] = []
+            placed: dict[str, list[tuple[SliceRunner, float]]] = {}
+            for sp in plan.slices:
+                cpus = tuple(self.cpus[c % len(self.cpus)] for c in sp.slice.cpus) or tuple(self.cpus)
+                batches = {a.model: a.batch for a in sp.assignments if a.model in self.books}
+                names = [a.model for a in sp.assignments if a.model in self.books]
+                if not names:
+                    continue
+                runner = by_signature.pop(_signature(cpus, names, batches), None)
+                if runner is not None and runner.ready:
+                    keep[runner.slice_id] = runner
+                else:
+                    spec = SliceSpec(sp.slice.device_id, len(cpus), cpus)
+                    runner = SliceRunner(
+                        self._slice_id(spec), spec, [self.books[n] for n in names], batches, sp.duty_cycle_ms, self.provider
+                    )
+                    fresh.append(runner)
+                for a in sp.assignments:
+                    if a.model in self.books:
+                        placed.setdefault(a.model, []).append((runner, a.share))
+            results = await asyncio.gather(*(r.start() for r in fresh), return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if errors:
+                await asyncio.gather(*(r.stop("plan not applied") for r in fresh), return_exceptions=True)
+                err = errors[0]
+                raise err if isinstance(err, ModelplexError) else UnavailableError(f"cannot apply plan: {err}")
+            # the switch: one synchronous step, so every request sees either the old or new routes
+            new_slices = dict(keep)
+            new_slices.update({r.slice_id: r for r in fresh})
+            old = [r for sid, r in self.slices.items() if sid not in new_slices]
+            routes = dict(self.routes)
+            for model, entries in placed.items():
+                routes[model] = ModelRouter(model, entries)
+            self.routes = routes
+            self.slices = new_slices
+            self.plan = plan
+            switched_s = time.monotonic() - t0
+            for r in old:
+                task = asyncio.ensure_future(r.drain_and_stop())
+                self._retiring.add(task)
+                task.add_done_callback(self._retiring.discard)
+            for model in placed:
+                self.failed.pop(model, None)
+        return switched_s
+
+    def plan_status(self, now: float | None = None) -> dict[str, Any]:
+        """The plan being served, each slice's utilisation, each model's recent SLO attainment."""
+        now = time.monotonic() if now is None else now
+        models: dict[str, Any] = {}
+        for name, book in sorted(self.books.items()):
+            ok, total = book.window.counts(now)
+            models[name] = {
+                "slo_ms": book.config.batching.slo_ms,
+                "requests": total,
+                "within_slo": ok,
+                "slo_attainment": round(ok / total, 4) if total else None,
+                "window_s": book.window.window_s,
+            }
+        return {
+            "plan": self.plan.to_json() if self.plan is not None else None,
+            "slices": [r.describe() for _, r in sorted(self.slices.items())],
+            "models": models,
+        }
+
     async def stop(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
         await asyncio.gather(*(r.stop("server shutting down") for r in self.slices.values()), return_exceptions=True)
         self.slices.clear()
         self.routes.clear()
@@ -96,7 +183,7 @@ class DataPlane:
 
     # ---- requests ------------------------------------------------------------------------
     def get(self, name: str, version: str | None = None) -> ModelBook:
-        book = self.books.get(name) if name in self.routes else None
+        book = self.books.get(name) if name in self.routes or self.plan is not None else None
         if book is None:
             if name in self.failed:
                 raise UnavailableError(f"model {name} is not available: {self.failed[name]}")
@@ -112,9 +199,14 @@ class DataPlane:
         deadline = deadline_of(request, book.config.batching.slo_ms, now)
         future: asyncio.Future[InferResponse] = asyncio.get_running_loop().create_future()
         queued = QueuedRequest(now, deadline, rows, Pending(request, future, now))
-        admission = self.routes[request.model].route(queued, now)
+        if self.on_arrival is not None:
+            self.on_arrival(request.model, now)
+        route = self.routes.get(request.model)
+        if route is None:
+            raise UnavailableError(f"model {request.model} is not placed by the current plan")
+        admission = route.route(queued, now)
         if not admission.admitted:
-            book.rejected(deadline=True)
+            book.rejected(deadline=True, now=now)
             raise DeadlineError(f"model {request.model}: {admission.reason}")
         return await future
 
@@ -236,6 +328,11 @@ class DataPlane:
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
+
+
+def _signature(cpus: tuple[int, ...], names: list[str], batches: dict[str, int]) -> tuple[object, ...]:
+    """What makes two slices interchangeable: the same cores, models and batch sizes."""
+    return (tuple(cpus), tuple(sorted((n, batches.get(n, 0)) for n in names)))
 
 
 def _spec_json(spec: Any, config: ModelConfig) -> dict[str, Any]:

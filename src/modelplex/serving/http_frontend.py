@@ -128,7 +128,7 @@ class InferFastPath:
         return decompress(body, encoding.decode("latin-1"), limit) if encoding else body
 
 
-def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> InferFastPath:
+def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, driver: Any = None) -> InferFastPath:
     def ok_if(flag: bool) -> Response:
         return Response(status_code=200 if flag else 400)
 
@@ -172,6 +172,11 @@ def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) ->
     async def status(request: Request) -> Response:
         return _json(plane.status())
 
+    async def plan_status(request: Request) -> Response:
+        doc = plane.plan_status()
+        doc["controller"] = driver.status() if driver is not None else None
+        return _json(doc)
+
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(plane.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -194,6 +199,7 @@ def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) ->
         Route("/v2/repository/models/{model}/load", _guard(repo_load), methods=["POST"]),
         Route("/v2/repository/models/{model}/unload", _guard(repo_unload), methods=["POST"]),
         Route("/v2/status", _guard(status)),
+        Route("/v2/plan", _guard(plan_status)),
         Route("/metrics", metrics),
     ]
 

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import uvicorn
 
+from modelplex.control.controller import ControllerConfig
+from modelplex.control.driver import PlanDriver
+from modelplex.core.errors import InvalidArgumentError
+from modelplex.core.profile import Profile
 from modelplex.repository.store import Registry
 from modelplex.serving.dataplane import DataPlane
 from modelplex.serving.http_frontend import DEFAULT_MAX_BODY_BYTES, build_app
@@ -26,13 +30,28 @@ class ServerOptions:
     cpus: tuple[int, ...] = ()  # cores to cut into slices
     state_dir: Path | None = None  # where the SQLite registry lives (None = no persistence)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # largest request body accepted
+    policy: str | None = None  # serve under a plan made by this policy (None = one slice per instance)
+    profiles_path: Path | None = None  # profiles JSON for planning (else the registry's)
+    expected_rps: tuple[tuple[str, float], ...] = ()  # rates the first plan is made for
+    replanning: bool = True  # re-plan as arrival rates move
+    controller: ControllerConfig = ControllerConfig()  # re-planning thresholds
 
 
 async def serve(options: ServerOptions) -> int:
     registry = Registry(options.state_dir) if options.state_dir is not None else None
     plane = DataPlane(options.repository, list(options.cpus), registry)
     print(f"modelplex: loading models from {options.repository} on cores {list(options.cpus)} ...", flush=True)
-    await plane.start()
+    driver: PlanDriver | None = None
+    if options.policy is None:
+        await plane.start()
+    else:
+        names = await plane.load_books()
+        profiles = load_profiles(names, options.profiles_path, options.state_dir, len(options.cpus))
+        driver = PlanDriver(
+            plane, options.policy, profiles, options.controller, dict(options.expected_rps), options.replanning
+        )
+        print(f"modelplex: planning with policy {options.policy} ...", flush=True)
+        await driver.start()
     for name, route in sorted(plane.routes.items()):
         cores = " | ".join(",".join(map(str, r.slice.cpus)) for r in route.runners)
         print(f"modelplex:   {name} v{plane.books[name].config.model.version} ready on cores [{cores}]", flush=True)
@@ -42,7 +61,7 @@ async def serve(options: ServerOptions) -> int:
 
         grpc_server = await start_grpc(plane, options.host, options.grpc_port, options.max_body_bytes)
     config = uvicorn.Config(
-        build_app(plane, options.max_body_bytes),
+        build_app(plane, options.max_body_bytes, driver),
         host=options.host,
         port=options.http_port,
         loop="none",
@@ -68,10 +87,39 @@ async def serve(options: ServerOptions) -> int:
         await server._serve()  # type: ignore[attr-defined]
     finally:
         print("modelplex: shutting down", file=sys.stderr, flush=True)
+        if driver is not None:
+            await driver.stop()
         if grpc_server is not None:
             await grpc_server.stop(grace=1.0)
         await plane.stop()
     return 0
+
+
+def load_profiles(models: list[str], path: Path | None, state_dir: Path | None, cores: int) -> list[Profile]:
+    """Profiles of `models`: from a `modelplex profile --out` file, else measured on this host
+    and kept in the registry. Every model needs one: the planner cannot place a model blind."""
+    from modelplex.profiling.hardware import detect_host
+    from modelplex.profiling.storage import ProfileStore, read_export
+
+    found: dict[str, Profile] = {}
+    if path is not None:
+        if not path.is_file():
+            raise InvalidArgumentError(f"profiles file {path} does not exist")
+        found = {p.model: p for p in read_export(path) if p.device_kind == "cpu"}
+    elif state_dir is not None:
+        store = ProfileStore(Registry(state_dir))
+        signature = detect_host().cpu_signature
+        for m in models:
+            p = store.get(m, signature, "cpu")
+            if p is not None:
+                found[m] = p
+    missing = [m for m in models if m not in found]
+    if missing:
+        raise InvalidArgumentError(
+            f"no CPU profile for model(s) {', '.join(missing)}: run `modelplex profile --repository ...` first "
+            "or pass --profiles FILE"
+        )
+    return [found[m] for m in models]
 
 
 def run(options: ServerOptions) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 
 from modelplex.core.devices import SliceSpec
 from modelplex.core.errors import DeadlineError, InvalidArgumentError, ModelplexError, UnavailableError
+from modelplex.control.attainment import AttainmentWindow
 from modelplex.core.model import ModelConfig
 from modelplex.planning.dutycycle import DutyCycleScheduler
 from modelplex.runtime.worker_handle import WorkerHandle
@@ -60,6 +61,7 @@ class ModelBook:
     metrics: Metrics  # Prometheus metrics of the server
 
     def __post_init__(self) -> None:
+        self.window = AttainmentWindow()  # requests within their deadline, recent seconds
         name, version = self.config.model.name, self.config.model.version
         m = self.metrics
         self.m_requests = m.requests.labels(name, version)
@@ -70,7 +72,8 @@ class ModelBook:
         self.m_request = m.request_s.labels(name, version)
         self.m_rows = m.batch_rows.labels(name, version)
 
-    def rejected(self, deadline: bool) -> None:
+    def rejected(self, deadline: bool, now: float) -> None:
+        self.window.record(now, False)
         self.stats.fail.add(0.0)
         if deadline:
             self.stats.rejected_deadline += 1
@@ -109,6 +112,7 @@ class SliceRunner:
                 )
             )
         self.names = list(self.queues)
+        self.batch_sizes = {name: q.config.max_batch_size for name, q in self.queues.items()}
         self.turns = DutyCycleScheduler(self.names, duty_cycle_ms)
         self.worker: WorkerHandle | None = None
         self._busy = False
@@ -297,6 +301,7 @@ class SliceRunner:
             )
             if not p.future.done():
                 p.future.set_result(response)
+            book.window.record(done, done <= r.deadline_s)
             st.success.add(done - p.enqueued_s)
             st.queue.add(started - p.enqueued_s)
             st.compute_input.add(phases_s[0])
@@ -311,7 +316,9 @@ class SliceRunner:
         if not p.future.done():
             p.future.set_exception(exc)
         book = self.books[name]
-        book.stats.fail.add(time.monotonic() - p.enqueued_s)
+        now = time.monotonic()
+        book.window.record(now, False)
+        book.stats.fail.add(now - p.enqueued_s)
         if not isinstance(exc, DeadlineError):
             book.m_fail_error.inc()
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from modelplex.core.plan import Plan
 from modelplex.planning.context import Curve, Profiles, find_profile, index_profiles
 from modelplex.planning.dutycycle import DutyCycleScheduler
 from modelplex.planning.interference import NO_INTERFERENCE, InterferenceModel, merged_features
-from modelplex.serving.batching import BatchPolicyConfig, BatchQueue, QueuedRequest
+from modelplex.serving.batching import Batch, BatchPolicyConfig, BatchQueue, QueuedRequest
 from modelplex.serving.latency import LatencyEstimator
 from modelplex.sim.arrivals import Trace
 from modelplex.sim.metrics import EXPIRED, LATE, OK, REJECTED, SimResult, summarise
@@ -40,6 +41,17 @@ class SimConfig:
     spread: bool = True  # draw service times around p50 (False = always p50)
     interference: InterferenceModel = NO_INTERFERENCE  # slowdown between slices of a device
     queue_delay_s: float = 0.0  # BatchQueue max_queue_delay_s (0 = dispatch at once)
+
+
+def _table_prior(p50_s: list[float]) -> Callable[[int], float]:
+    """The estimator's prior: the profile's median latency of a batch (beyond the table: linear)."""
+    top = len(p50_s) - 1
+
+    def prior(batch: int) -> float:
+        b = max(batch, 1)
+        return p50_s[b] if b <= top else p50_s[top] * b / top
+
+    return prior
 
 
 class _Lane:
@@ -109,7 +121,7 @@ class Simulator:
                 sigma = [0.0] + [
                     (math.log(max(p99[b], p50[b]) / p50[b]) / Z99 if cfg.spread and p50[b] > 0 else 0.0) for b in range(1, a.batch + 1)
                 ]
-                est = LatencyEstimator(prior_s=lambda b, t=p50: t[min(max(b, 1), len(t) - 1)])
+                est = LatencyEstimator(prior_s=_table_prior(p50))
                 queue: BatchQueue[int] = BatchQueue(BatchPolicyConfig(max_batch_size=a.batch, max_queue_delay_s=cfg.queue_delay_s), est)
                 lane_ids.append(len(self.lanes))
                 self.lanes.append(_Lane(queue, p50, sigma, slo_ms[a.model] / 1e3, self.model_index[a.model], si))
@@ -197,7 +209,7 @@ class Simulator:
             now, _, kind, sl_i, lane_i, data = ev
             sl = slices[sl_i]
             if kind == _COMPLETE:
-                batch, service = data  # type: ignore[misc]
+                batch, service = cast(tuple[Batch[int], float], data)
                 ln = lanes[lane_i]
                 ln.queue.completed(batch, service, now)
                 slo = ln.slo_s

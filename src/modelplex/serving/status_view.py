@@ -1,0 +1,38 @@
+"""Text rendering of GET /v2/plan for `modelplex status`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_status(doc: dict[str, Any]) -> str:
+    lines: list[str] = []
+    plan = doc.get("plan")
+    ctl = doc.get("controller")
+    lines.append(f"policy: {plan['policy'] if plan else 'none (one slice per model instance)'}")
+    if ctl:
+        rates = ", ".join(f"{m} {r} req/s" for m, r in ctl["rates_rps"].items())
+        lines.append(f"arrival rates: {rates or '-'}")
+        lines.append(f"re-plans: {len(ctl['replans'])} (last: {ctl['replans'][-1]['reason'] if ctl['replans'] else '-'})")
+    lines.append("")
+    lines.append(f"{'slice':<12} {'cores':<8} {'util':>6}  {'worker':>8} {'MiB':>6}  models (batch)")
+    planned: dict[str, str] = {}
+    if plan:
+        for s in plan["slices"]:
+            planned[",".join(map(str, s["cpus"]))] = ", ".join(f"{a['model']} (b{a['batch']}, {a['share']:.0%})" for a in s["assignments"])
+    for s in doc.get("slices", []):
+        cores = ",".join(map(str, s["cpus"]))
+        w = s["worker"]
+        models = planned.get(cores) or ", ".join(s["models"])
+        lines.append(
+            f"{s['slice_id']:<12} {cores:<8} {s['utilisation']:>6.1%}  {w['pid'] or '-':>8} {w['rss_mb'] or 0:>6.0f}  {models}"
+        )
+    lines.append("")
+    lines.append(f"{'model':<16} {'slo ms':>7} {'requests':>9} {'in slo':>8}")
+    for name, m in doc.get("models", {}).items():
+        att = m["slo_attainment"]
+        lines.append(f"{name:<16} {m['slo_ms'] or '-':>7} {m['requests']:>9} {('-' if att is None else f'{att:.2%}'):>8}")
+    if plan and plan.get("unserved"):
+        lines.append("")
+        lines.append("unserved by the plan: " + ", ".join(f"{m} {r:.1f} req/s" for m, r in plan["unserved"].items()))
+    return "\n".join(lines)
