@@ -77,7 +77,7 @@ def peak(sc: Scenario, policy: str, profs: list[Profile], devices: list[DeviceSp
     total = lo
     attain = 0.0
     p = None
-    for _ in range(12):
+    for _ in range(20):
         if total <= 0:
             break
         p, _ = feasible_plan(sc, policy, total, profs, devices, slos, cfg)

@@ -81,13 +81,15 @@ class Controller:
         smoothed = self.rates.rates(now)
         moved: list[str] = []
         for model in self.slo_ms:
-            want = self.target_rate(smoothed.get(model, 0.0))
+            if model not in smoothed:
+                continue  # no interval measured yet: nothing to compare
+            want = self.target_rate(smoothed[model])
             have = self.planned_for.get(model, 0.0)
             if have <= 0 or want > have * (1 + self.config.rise_frac) or want < have * (1 - self.config.fall_frac):
                 moved.append(f"{model} {have:.1f}->{want:.1f} req/s")
         if not moved:
             return None
-        targets = {m: self.target_rate(smoothed.get(m, 0.0)) for m in self.slo_ms}
+        targets = {m: self.target_rate(smoothed[m]) if m in smoothed else self.planned_for.get(m, 0.0) for m in self.slo_ms}
         return self._decide(targets, "rate moved: " + ", ".join(moved), now)
 
     def applied(self, replan: Replan, now: float) -> None:

@@ -18,6 +18,7 @@ class RateEstimator:
     _counts: dict[str, int] = field(default_factory=dict, init=False)  # arrivals in the open interval
     _smoothed: dict[str, float] = field(default_factory=dict, init=False)  # model -> rate_rps
     _last_sample: dict[str, float] = field(default_factory=dict, init=False)  # newest raw rate_rps
+    _tracked: set[str] = field(default_factory=set, init=False)  # models sampled even when idle
 
     def observe(self, model: str, now: float, count: int = 1) -> None:
         """`count` requests of `model` arrived at `now`."""
@@ -25,7 +26,7 @@ class RateEstimator:
         self._counts[model] = self._counts.get(model, 0) + count
 
     def rates(self, now: float) -> dict[str, float]:
-        """Smoothed rate (requests/s) of every model seen so far."""
+        """Smoothed rate (requests/s) of every model with at least one closed interval."""
         self._advance(now)
         return dict(self._smoothed)
 
@@ -35,15 +36,15 @@ class RateEstimator:
         return dict(self._last_sample)
 
     def track(self, model: str) -> None:
-        """Report `model` from now on, at 0 until requests arrive."""
-        self._smoothed.setdefault(model, 0.0)
+        """Sample `model` in every interval from now on, also when no request arrives."""
+        self._tracked.add(model)
 
     def _advance(self, now: float) -> None:
         if self._window_start is None:
             self._window_start = now
             return
         while now - self._window_start >= self.sample_s:
-            models = set(self._smoothed) | set(self._counts)
+            models = self._tracked | set(self._smoothed) | set(self._counts)
             for m in models:
                 sample = self._counts.get(m, 0) / self.sample_s
                 self._last_sample[m] = sample

@@ -135,6 +135,7 @@ def solve_optimal(
                 for m_, r in items:
                     b.add_unserved(m_, r)
     b.slices = {d: s for d, s in b.slices.items() if s}
+    b.expand()  # like elastic: slices grow into capacity the solution leaves unused
     return OptimalResult(b.to_plan("optimal"), status_name, solver.WallTime())
 
 

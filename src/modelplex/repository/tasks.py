@@ -44,7 +44,7 @@ DIGITS_MODELS: dict[str, tuple[int, ...]] = {
 }
 
 
-def load_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+def load_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_val, y_val): float32 pixels 0..16 and int64 labels."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -56,7 +56,7 @@ def load_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # ty
     return x_tr, y_tr, x_val, y_val
 
 
-def train(hidden: tuple[int, ...], x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:  # type: ignore[type-arg]
+def train(hidden: tuple[int, ...], x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Fit one classifier; returns its layers as (weight [in, out], bias [out]) float32 pairs."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -73,7 +73,7 @@ def train(hidden: tuple[int, ...], x: np.ndarray, y: np.ndarray) -> list[tuple[n
     return [(w.astype(np.float32), b.astype(np.float32)) for w, b in zip(mlp.coefs_, mlp.intercepts_)]
 
 
-def export(name: str, layers: list[tuple[np.ndarray, np.ndarray]]) -> onnx.ModelProto:  # type: ignore[type-arg]
+def export(name: str, layers: list[tuple[np.ndarray, np.ndarray]]) -> onnx.ModelProto:
     """[batch, 64] pixels -> scale -> (MatMul, Add, Relu)* -> MatMul, Add -> Softmax [batch, 10]."""
     nodes = [helper.make_node("Mul", ["input", "scale"], ["x0"])]
     inits = [numpy_helper.from_array(np.array(PIXEL_SCALE, dtype=np.float32), "scale")]

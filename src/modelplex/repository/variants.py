@@ -41,7 +41,7 @@ import modelplex  # noqa: F401  (sets ORT_DISABLE_TELEMETRY before onnxruntime i
 from modelplex.core.devices import DeviceKind
 from modelplex.core.errors import InvalidArgumentError
 from modelplex.core.model import ModelConfig
-from modelplex.core.profile import Profile
+from modelplex.core.profile import Profile, ProfilePoint
 
 SYNTHETIC_SAMPLES = 256  # validation samples drawn when no validation file is given
 CALIBRATION_SAMPLES = 128  # most inputs fed to static-quantization calibration
@@ -96,8 +96,8 @@ class Variant:
 class ValidationSet:
     """Inputs (one array per model input, batch axis first) and optional integer labels."""
 
-    inputs: dict[str, np.ndarray]  # type: ignore[type-arg]  # model input name -> [N, ...] array
-    labels: np.ndarray | None  # type: ignore[type-arg]  # [N] class ids, or None (agreement only)
+    inputs: dict[str, np.ndarray]  # model input name -> [N, ...] array
+    labels: np.ndarray | None  # [N] class ids, or None (agreement only)
     source: str  # the .npz path, or "synthetic"
 
     @property
@@ -116,7 +116,7 @@ def load_validation(path: Path, config: ModelConfig) -> ValidationSet:
         raise InvalidArgumentError(f"{where}: no such file") from None
     except Exception as e:  # noqa: BLE001 (zip, pickle and format errors all mean "not an npz")
         raise InvalidArgumentError(f"{where}: not a readable .npz file: {_one_line(str(e))}") from None
-    inputs: dict[str, np.ndarray] = {}  # type: ignore[type-arg]
+    inputs: dict[str, np.ndarray] = {}
     for spec in config.inputs:
         if spec.name in arrays:
             inputs[spec.name] = arrays[spec.name]
@@ -279,7 +279,7 @@ def _toposort(graph: onnx.GraphProto) -> None:
 # --------------------------------------------------------------------------- accuracy
 
 
-def run_outputs(path: Path, data: ValidationSet, batch: int = 64) -> np.ndarray:  # type: ignore[type-arg]
+def run_outputs(path: Path, data: ValidationSet, batch: int = 64) -> np.ndarray:
     """The first output of the model over the whole set, in batches (CPU, 1 thread)."""
     import onnxruntime as ort
 
@@ -294,12 +294,12 @@ def run_outputs(path: Path, data: ValidationSet, batch: int = 64) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def top1(outputs: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+def top1(outputs: np.ndarray) -> np.ndarray:
     return np.asarray(outputs.reshape(outputs.shape[0], -1).argmax(axis=1))
 
 
 def measure_accuracy(
-    path: Path, data: ValidationSet, reference_top1: np.ndarray | None  # type: ignore[type-arg]
+    path: Path, data: ValidationSet, reference_top1: np.ndarray | None
 ) -> tuple[float, str]:
     """(accuracy, kind): top-1 vs labels when present, else agreement with `reference_top1`."""
     pred = top1(run_outputs(path, data))
@@ -344,7 +344,7 @@ def worker_profiler(settings: ProfileSettings = ProfileSettings()) -> VariantPro
         rule = StopRule(min_samples=settings.min_samples, min_s=0.05, rel_ci=settings.rel_ci,
                         budget_s=settings.budget_s)
         cfg = replace(config, path=str(path))
-        points = []
+        points: list[ProfilePoint] = []
         memory_mb = load_s = 0.0
         for size in sizes:
             result = asyncio.run(measure_slice(cfg, backend, size, batches, rule, Warmup(runs=3, min_s=0.05)))

@@ -93,8 +93,16 @@ class DataPlane:
             by_signature = {_signature(r.slice.cpus, r.names, r.batch_sizes): r for r in self.slices.values()}
             fresh: list[SliceRunner] = []
             placed: dict[str, list[tuple[SliceRunner, float]]] = {}
+            unknown = sorted({a.model for sp in plan.slices for a in sp.assignments} - set(self.books))
+            if unknown:
+                raise InvalidArgumentError(f"plan names model(s) this server does not have: {', '.join(unknown)}")
             for sp in plan.slices:
-                cpus = tuple(self.cpus[c % len(self.cpus)] for c in sp.slice.cpus) or tuple(self.cpus)
+                if any(c >= len(self.cpus) or c < 0 for c in sp.slice.cpus):
+                    raise InvalidArgumentError(
+                        f"plan slice {sp.slice_id} uses cores {list(sp.slice.cpus)}, this server has {len(self.cpus)}"
+                    )
+                # the plan numbers cores 0..N-1 of its device; map them onto --cpus
+                cpus = tuple(self.cpus[c] for c in sp.slice.cpus) or tuple(self.cpus)
                 batches = {a.model: a.batch for a in sp.assignments if a.model in self.books}
                 names = [a.model for a in sp.assignments if a.model in self.books]
                 if not names:
@@ -118,12 +126,11 @@ class DataPlane:
                 err = errors[0]
                 raise err if isinstance(err, ModelplexError) else UnavailableError(f"cannot apply plan: {err}")
             # the switch: one synchronous step, so every request sees either the old or new routes
-            new_slices = dict(keep)
-            new_slices.update({r.slice_id: r for r in fresh})
-            old = [r for sid, r in self.slices.items() if sid not in new_slices]
-            routes = dict(self.routes)
+            routes = dict(self.routes)  # models the plan does not place keep their slices
             for model, entries in placed.items():
                 routes[model] = ModelRouter(model, entries)
+            new_slices = {r.slice_id: r for route in routes.values() for r in route.runners}
+            old = [r for sid, r in self.slices.items() if sid not in new_slices]
             self.routes = routes
             self.slices = new_slices
             self.plan = plan

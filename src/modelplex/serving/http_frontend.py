@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelplex.core.errors import InvalidArgumentError, ModelplexError, PayloadTooLargeError
+from modelplex.core.plan import Plan
 from modelplex.serving.dataplane import DataPlane
 from modelplex.serving.errors_map import HTTP_STATUS
 from modelplex.serving.http_codec import decode_request, decompress, encode_response
@@ -172,6 +173,14 @@ def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, dr
     async def status(request: Request) -> Response:
         return _json(plane.status())
 
+    async def plan_apply(request: Request) -> Response:
+        try:
+            new_plan = Plan.from_json(orjson.loads(await request.body()))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AssertionError) as exc:
+            raise InvalidArgumentError(f"body is not a plan (the JSON that `modelplex plan` writes): {exc!r}") from None
+        switch_s = await plane.apply_plan(new_plan)
+        return _json({"applied": True, "switch_s": round(switch_s, 4), "slices": len(new_plan.slices)})
+
     async def plan_status(request: Request) -> Response:
         doc = plane.plan_status()
         doc["controller"] = driver.status() if driver is not None else None
@@ -199,7 +208,8 @@ def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, dr
         Route("/v2/repository/models/{model}/load", _guard(repo_load), methods=["POST"]),
         Route("/v2/repository/models/{model}/unload", _guard(repo_unload), methods=["POST"]),
         Route("/v2/status", _guard(status)),
-        Route("/v2/plan", _guard(plan_status)),
+        Route("/v2/plan", _guard(plan_status), methods=["GET"]),
+        Route("/v2/plan", _guard(plan_apply), methods=["POST"]),
         Route("/metrics", metrics),
     ]
 

@@ -1,0 +1,234 @@
+"""Serving under a plan, against a live server (real processes, real sockets)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import psutil
+import pytest
+
+from modelplex.core.devices import DeviceKind, DeviceSpec, SliceSpec
+from modelplex.core.plan import ModelAssignment, Plan, SlicePlan
+from modelplex.core.profile import Profile, ProfilePoint
+from modelplex.repository.examples import write_examples
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "support"))
+from server import RunningServer, start_server  # noqa: E402
+
+pytestmark = pytest.mark.slow
+CPU = DeviceSpec("cpu0", DeviceKind.CPU, 2)
+
+
+def _profile(model: str, base_ms: float) -> Profile:
+    points = tuple(
+        ProfilePoint(size, b, base_ms * b / size ** 0.5, base_ms * b / size ** 0.5 * 1.2, 1000 * b / base_ms, 10)
+        for size in (1, 2)
+        for b in (1, 2, 4, 8)
+    )
+    return Profile(model, "cpu", "test", points)
+
+
+def plan_split() -> Plan:
+    """mlp and cnn each on a 1-core slice of their own."""
+    return Plan(
+        "test-split",
+        (CPU,),
+        (
+            SlicePlan("cpu0/a", SliceSpec("cpu0", 1, (0,)), (ModelAssignment("mlp", 8, 50.0, 1.0, 1.0),), 0.0, 0.1),
+            SlicePlan("cpu0/b", SliceSpec("cpu0", 1, (1,)), (ModelAssignment("cnn", 4, 50.0, 1.0, 2.0),), 0.0, 0.1),
+        ),
+    )
+
+
+def plan_shared() -> Plan:
+    """Both models time-sharing one 2-core slice."""
+    return Plan(
+        "test-shared",
+        (CPU,),
+        (
+            SlicePlan(
+                "cpu0/s",
+                SliceSpec("cpu0", 2, (0, 1)),
+                (ModelAssignment("mlp", 4, 50.0, 1.0, 1.0), ModelAssignment("cnn", 2, 50.0, 1.0, 2.0)),
+                10.0,
+                0.2,
+            ),
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def planned_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    root = tmp_path_factory.mktemp("planned")
+    repo = root / "models"
+    write_examples(repo)
+    for name in ("resnet", "transformer"):
+        import shutil
+
+        shutil.rmtree(repo / name)
+    (repo / "cnn" / "config.pbtxt").unlink()
+    (repo / "cnn" / "config.yaml").write_text("slo_ms: 2000\nmax_batch_size: 8\n")
+    (repo / "mlp" / "config.yaml").write_text("slo_ms: 2000\nmax_batch_size: 8\n")
+    profiles = root / "profiles.json"
+    profiles.write_text(json.dumps({"profiles": [_profile("mlp", 0.05).to_json(), _profile("cnn", 0.6).to_json()]}))
+    srv = start_server(
+        repo,
+        root / "state",
+        ["--policy", "elastic", "--profiles", str(profiles), "--expected-rates", "mlp=20,cnn=20", "--no-replan", "--cpus", "0-1"],
+    )
+    yield srv
+    srv.stop()
+
+
+def _get(srv: RunningServer, path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://{srv.http_url}{path}", timeout=30) as r:
+        return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+def _post_plan(srv: RunningServer, plan: Plan) -> dict[str, Any]:
+    req = urllib.request.Request(f"http://{srv.http_url}/v2/plan", data=json.dumps(plan.to_json()).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+def _infer(srv: RunningServer, model: str) -> int:
+    shape = [1, 64] if model == "mlp" else [1, 3, 32, 32]
+    body = json.dumps({"inputs": [{"name": "input", "shape": shape, "datatype": "FP32", "data": np.zeros(shape).ravel().tolist()}]})
+    req = urllib.request.Request(f"http://{srv.http_url}/v2/models/{model}/infer", data=body.encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            r.read()
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def _worker_pids(srv: RunningServer) -> set[int]:
+    return {
+        c.pid
+        for c in psutil.Process(srv.proc.pid).children(recursive=True)
+        if any("modelplex.runtime.worker" in part for part in c.cmdline())
+    }
+
+
+def _wait_for(cond: Any, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def _agrees(srv: RunningServer, plan: Plan) -> None:
+    doc = _get(srv, "/v2/plan")
+    assert doc["plan"]["policy"] == plan.policy
+    want = sorted((tuple(s.slice.cpus), tuple(a.model for a in s.assignments)) for s in plan.slices)
+    got = sorted((tuple(s["cpus"]), tuple(s["models"])) for s in doc["slices"])
+    assert got == want
+    pids = {s["worker"]["pid"] for s in doc["slices"]}
+    assert all(s["worker"]["alive"] for s in doc["slices"])
+    _wait_for(lambda: _worker_pids(srv) == pids)  # exactly the workers it names; old ones gone
+
+
+def test_initial_plan_is_served_and_status_agrees(planned_server: RunningServer) -> None:
+    doc = _get(planned_server, "/v2/plan")
+    assert doc["plan"]["policy"] == "elastic"
+    assert doc["controller"]["policy"] == "elastic"
+    assert _infer(planned_server, "mlp") == 200 and _infer(planned_server, "cnn") == 200
+    plan = Plan.from_json(doc["plan"])
+    _agrees(planned_server, plan)
+    slices = {s["slice_id"] for s in doc["slices"]}
+    assert len(slices) == len(plan.slices)
+
+
+def test_applying_a_plan_starts_exactly_its_workers(planned_server: RunningServer) -> None:
+    for plan in (plan_split(), plan_shared(), plan_split()):
+        result = _post_plan(planned_server, plan)
+        assert result["applied"] and result["slices"] == len(plan.slices)
+        _agrees(planned_server, plan)
+
+
+def test_switching_plans_under_steady_load_loses_nothing(planned_server: RunningServer) -> None:
+    stop = threading.Event()
+    codes: list[int] = []
+
+    def load(model: str) -> None:
+        while not stop.is_set():
+            codes.append(_infer(planned_server, model))
+
+    with cf.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(load, m) for m in ("mlp", "cnn", "mlp", "cnn")]
+        time.sleep(0.3)
+        for plan in (plan_shared(), plan_split(), plan_shared(), plan_split()):
+            _post_plan(planned_server, plan)
+            time.sleep(0.3)
+        stop.set()
+        for f in futures:
+            f.result()
+    assert len(codes) > 50
+    assert set(codes) == {200}, {c: codes.count(c) for c in set(codes)}
+
+
+def test_killed_worker_is_restarted_on_its_slice(planned_server: RunningServer) -> None:
+    _post_plan(planned_server, plan_split())
+    before = {s["slice_id"]: s for s in _get(planned_server, "/v2/plan")["slices"]}
+    victim = next(s for s in before.values() if s["models"] == ["cnn"])
+    os.kill(victim["worker"]["pid"], signal.SIGKILL)
+
+    def restarted() -> bool:
+        now = {s["slice_id"]: s for s in _get(planned_server, "/v2/plan")["slices"]}
+        s = now[victim["slice_id"]]
+        return bool(s["worker"]["alive"]) and s["worker"]["pid"] != victim["worker"]["pid"] and s["restarts"] >= 1
+
+    _wait_for(restarted)
+    after = next(s for s in _get(planned_server, "/v2/plan")["slices"] if s["slice_id"] == victim["slice_id"])
+    assert after["cpus"] == victim["cpus"]
+    assert _infer(planned_server, "cnn") == 200
+
+
+def test_bad_plans_are_refused(planned_server: RunningServer) -> None:
+    bad = Plan("bad", (CPU,), (SlicePlan("x", SliceSpec("cpu0", 1, (5,)), (ModelAssignment("mlp", 1, 1.0, 1.0, 1.0),), 0.0, 0.0),))
+    unknown = Plan("bad", (CPU,), (SlicePlan("x", SliceSpec("cpu0", 1, (0,)), (ModelAssignment("nope", 1, 1.0, 1.0, 1.0),), 0.0, 0.0),))
+    for plan, needle in ((bad, "cores"), (unknown, "nope")):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _post_plan(planned_server, plan)
+        assert err.value.code == 400
+        assert needle in json.loads(err.value.read())["error"]
+    req = urllib.request.Request(f"http://{planned_server.http_url}/v2/plan", data=b"{not json", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as err2:
+        urllib.request.urlopen(req, timeout=10)
+    assert err2.value.code == 400
+
+
+def test_status_cli_prints_the_plan(planned_server: RunningServer) -> None:
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "modelplex.cli", "status", "--url", f"http://{planned_server.http_url}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "policy:" in out.stdout and "cnn" in out.stdout and "in slo" in out.stdout
+
+
+def test_status_cli_unreachable_server_is_one_line() -> None:
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "modelplex.cli", "status", "--url", "http://127.0.0.1:9"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "cannot reach" in out.stderr
