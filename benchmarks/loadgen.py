@@ -213,3 +213,72 @@ async def open_loop(calls: list[Call], rate_rps: float, duration_s: float, seed:
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=duration_s + 30)
     result.duration_s = duration_s
     return result
+
+
+# ---- mixed open loop (several models, one pre-generated trace) --------------------------------
+@dataclass
+class MixResult:
+    """Per-request outcome of a mixed run, in trace order."""
+
+    model_index: list[int] = field(default_factory=list)  # which model each request was for
+    sched_s: list[float] = field(default_factory=list)  # scheduled arrival, from the run's start
+    latency_s: list[float] = field(default_factory=list)  # from scheduled arrival to answer
+    status: list[int] = field(default_factory=list)  # HTTP status, or 0 when no answer came
+
+
+async def open_loop_trace(
+    calls_by_model: list[list["StatusCall"]], times_s: np.ndarray, model_idx: np.ndarray, timeout_s: float = 60.0
+) -> MixResult:
+    """Replay a trace (sorted arrival times and model indices): each request waits for a free
+    connection of its model; latency counts from its scheduled time. Bounded by the trace."""
+    free: list[asyncio.Queue[StatusCall]] = []
+    for calls in calls_by_model:
+        q: asyncio.Queue[StatusCall] = asyncio.Queue()
+        for c in calls:
+            q.put_nowait(c)
+        free.append(q)
+    n = len(times_s)
+    out = MixResult([0] * n, [0.0] * n, [0.0] * n, [0] * n)
+    start = time.perf_counter()
+
+    async def one(i: int, t_sched: float, m: int) -> None:
+        call = await free[m].get()
+        try:
+            status = await call.status()
+        except (ConnectionError, OSError):
+            status = 0
+        free[m].put_nowait(call)
+        out.model_index[i] = m
+        out.sched_s[i] = t_sched
+        out.latency_s[i] = time.perf_counter() - start - t_sched
+        out.status[i] = status
+
+    tasks = []
+    for i in range(n):
+        t = float(times_s[i])
+        delay = start + t - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one(i, t, int(model_idx[i]))))
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=timeout_s + float(times_s[-1] if n else 0))
+    return out
+
+
+class StatusCall:
+    """A keep-alive connection that sends one pre-encoded request and returns the HTTP status."""
+
+    def __init__(self, conn: "_HttpConn", raw: bytes) -> None:
+        self.conn = conn
+        self.raw = raw
+
+    async def status(self) -> int:
+        return await self.conn.send(self.raw)
+
+
+async def status_callers(host: str, port: int, raw: bytes, n: int) -> list[StatusCall]:
+    loop = asyncio.get_running_loop()
+    out = []
+    for _ in range(n):
+        _, conn = await loop.create_connection(_HttpConn, host, port)
+        out.append(StatusCall(conn, raw))
+    return out

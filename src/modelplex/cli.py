@@ -104,10 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="examples/models", help="folder to write (default examples/models)")
     p.set_defaults(func=_cmd_examples)
 
-    from modelplex import cli_plan, cli_profile
+    from modelplex import cli_models, cli_plan, cli_profile
 
     cli_plan.add_subcommands(sub)
     cli_profile.add_subcommands(sub)
+    cli_models.add_subcommands(sub)
     return parser
 
 

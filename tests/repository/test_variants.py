@@ -185,3 +185,21 @@ def test_tasks_known_and_added(tmp_path: Path, example_repo: Path) -> None:
                         create_task=True, profile=False, precisions=(Precision.FP32, Precision.INT8_DYNAMIC))
     assert [v.name for v in variants] == ["tf:fp32", "tf:int8-dynamic"]  # MatMul + Gather quantize
     assert {t.name: t.models for t in list_tasks(reg)}["embeddings"] == 1
+
+
+def test_cnn_queries_pick_int8_for_tight_latency_and_fp32_for_a_strict_floor(cnn_registry: Registry) -> None:
+    from modelplex.planning.selection import Query, select
+    from modelplex.repository.registry_variants import to_candidates
+
+    variants = list_variants(cnn_registry, task="image-classification")
+    loaded = ("cnn:fp32", "cnn:int8-static")
+    cands = {c.variant: c for c in to_candidates(variants, 1, loaded)}
+    assert set(cands) == set(loaded)  # fp16 has no CPU profile
+    fp32, int8 = cands["cnn:fp32"].predicted_latency_ms(), cands["cnn:int8-static"].predicted_latency_ms()
+    fast, slow = ("cnn:int8-static", "cnn:fp32") if int8 < fp32 else ("cnn:fp32", "cnn:int8-static")
+    tight = (fp32 + int8) / 2  # between the two measured latencies: only the faster one meets it
+    loose_floor = select(Query(task="image-classification", latency_ms=tight, min_accuracy=0.5), list(cands.values()))
+    assert loose_floor.candidate.variant == fast
+    strict = select(Query(task="image-classification", latency_ms=10 * max(fp32, int8), min_accuracy=1.0),
+                    list(cands.values()))
+    assert strict.candidate.variant == "cnn:fp32" and slow  # only FP32 agrees with itself on all samples

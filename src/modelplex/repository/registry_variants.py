@@ -25,6 +25,7 @@ from typing import Any
 from modelplex.core.errors import InvalidArgumentError, ModelplexError, NotFoundError
 from modelplex.core.model import ModelConfig, ModelId
 from modelplex.core.profile import Profile
+from modelplex.planning.selection import Candidate
 from modelplex.repository.config import (
     ServingOverrides,
     build_model_config,
@@ -287,3 +288,16 @@ def _check_name(name: str, what: str) -> None:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def to_candidates(variants: Sequence[Variant], slice_size: int, loaded: Sequence[str] = ()) -> list[Candidate]:
+    """Selection candidates from stored variants on a slice of `slice_size` (profiled ones only;
+    `loaded` names the variants a worker holds now, the others count their load time)."""
+    return [
+        Candidate(
+            variant=v.name, model=v.model, task=v.task, accuracy=v.accuracy, profile=v.profile,
+            slice_size=slice_size, loaded=v.name in loaded, load_s=v.load_s or 0.0,
+        )
+        for v in variants
+        if v.profile is not None and v.profile.points
+    ]

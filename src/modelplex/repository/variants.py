@@ -211,8 +211,14 @@ def _has_dynamic_ops(path: Path) -> bool:
 
 def _quantize_dynamic(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=_dynamic_ops())
+    pre = dst.with_name(dst.stem + ".pre.onnx")
+    try:
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)  # as for static (see there)
+        quantize_dynamic(str(pre), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=_dynamic_ops())
+    finally:
+        pre.unlink(missing_ok=True)
 
 
 class _Calibration:

@@ -126,7 +126,9 @@ class DataPlane:
                 err = errors[0]
                 raise err if isinstance(err, ModelplexError) else UnavailableError(f"cannot apply plan: {err}")
             # the switch: one synchronous step, so every request sees either the old or new routes
-            routes = dict(self.routes)  # models the plan does not place keep their slices
+            # Under a plan, a model the plan does not place is not served (its requests get 503
+            # naming the plan); on a server that had no plan yet, such models keep their slices.
+            routes = dict(self.routes) if self.plan is None else {}
             for model, entries in placed.items():
                 routes[model] = ModelRouter(model, entries)
             new_slices = {r.slice_id: r for route in routes.values() for r in route.runners}
@@ -229,7 +231,8 @@ class DataPlane:
             self.get(name, version)
         except ModelplexError:
             return False
-        return self.routes[name].ready
+        route = self.routes.get(name)
+        return route is not None and route.ready
 
     def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
         config = self.get(name, version).config
@@ -258,7 +261,8 @@ class DataPlane:
             state = "READY" if route is not None and route.ready else "UNAVAILABLE"
             entry: dict[str, Any] = {"name": c.model.name, "version": c.model.version, "state": state}
             if state != "READY":
-                entry["reason"] = self.failed.get(c.model.name, "unloaded")
+                fallback = "not placed by the current plan" if self.plan is not None and route is None else "unloaded"
+                entry["reason"] = self.failed.get(c.model.name, fallback)
             out.append(entry)
         for name, reason in sorted(errors.items()):
             if name not in seen:
