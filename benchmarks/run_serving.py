@@ -89,7 +89,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=5.0, help="seconds measured per point")
     ap.add_argument("--concurrency", default="1,8,32", help="requests in flight")
-    ap.add_argument("--cpus", default="0-1", help="cores for the server's slice")
+    ap.add_argument("--cpus", default="0-1", help="cores for the server's slices")
+    ap.add_argument("--instances", type=int, default=2, help="cnn worker instances (slices) on those cores")
     ap.add_argument("--out", default=str(HERE / "results" / "serving.json"))
     args = ap.parse_args()
     conc = [int(c) for c in args.concurrency.split(",")]
@@ -104,7 +105,7 @@ def main() -> int:
 
                 shutil.rmtree(other)
         # throughput is measured without a deadline: no request may be rejected for its SLO
-        (repo / "cnn" / "config.yaml").write_text("task: image-classification\n")
+        (repo / "cnn" / "config.yaml").write_text(f"task: image-classification\ninstances: {args.instances}\n")
         model_path = str(repo / "cnn" / "1" / "model.onnx")
         x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
         baseline = {
@@ -122,7 +123,7 @@ def main() -> int:
         finally:
             srv.stop()
     best = max(v["rps"] for v in baseline.values())
-    report = {"machine": {"cpus": os.cpu_count()}, "in_process": baseline, "server": rows, "idle_memory": idle}
+    report = {"machine": {"cpus": os.cpu_count()}, "instances": args.instances, "in_process": baseline, "server": rows, "idle_memory": idle}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print("\n| client | in flight | req/s | p50 ms | p99 ms | vs best in-process |")

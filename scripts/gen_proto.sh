@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Regenerate the KServe v2 / Triton gRPC Python stubs from the published protos.
 #
-# The protos in src/modelplex/serving/grpc_gen/proto/ are verbatim copies of
-# triton-inference-server/common protobuf/{grpc_service,model_config}.proto (BSD-3, NVIDIA).
+# The protos in src/modelplex/serving/grpc_gen/proto/ are copies of
+# triton-inference-server/common protobuf/{grpc_service,model_config}.proto (BSD-3, NVIDIA), with
+# InferParameter's double_param = 4 and uint64_param = 5 added as later upstream versions have
+# them (tritonclient sends float parameters as double_param).
 # The generated modules are committed so that runtime needs only grpcio + protobuf, not
 # grpcio-tools; rerun this script (needs grpcio-tools, a dev dependency) after updating the protos.
 set -euo pipefail

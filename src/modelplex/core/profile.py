@@ -37,50 +37,16 @@ class Profile:
     def batches(self, slice_size: int) -> list[int]:
         return sorted({p.batch for p in self.points if p.slice_size == slice_size})
 
-    def latency_ms(self, slice_size: int, batch: int, quantile: str = "p50") -> float:
-        """Latency of one batch: measured, or interpolated (linear in batch, non-decreasing).
+    def latency_ms(self, slice_size: float, batch: int, quantile: str = "p50") -> float:
+        """Latency of one batch, measured or interpolated (see LatencyTable)."""
+        return self.table(quantile).latency_ms(slice_size, batch)
 
-        Beyond the largest measured batch it extrapolates along the last segment; a slice size
-        without measurements is interpolated in 1/size between its neighbours.
-        """
-        sizes = self.slice_sizes()
-        if not sizes:
-            raise ValueError(f"profile of {self.model} has no points")
-        if slice_size in sizes:
-            return self._latency_on(slice_size, batch, quantile)
-        i = bisect.bisect_left(sizes, slice_size)
-        if i == 0:
-            lo = hi = sizes[0]
-        elif i == len(sizes):
-            lo = hi = sizes[-1]
-        else:
-            lo, hi = sizes[i - 1], sizes[i]
-        l_lo = self._latency_on(lo, batch, quantile)
-        l_hi = self._latency_on(hi, batch, quantile)
-        if lo == hi:
-            # outside the measured range: scale by work per unit of slice (never below l_lo*lo/size)
-            return l_lo * lo / slice_size if slice_size > lo else l_lo
-        t = (1 / slice_size - 1 / hi) / (1 / lo - 1 / hi)
-        return l_hi + t * (l_lo - l_hi)
-
-    def _latency_on(self, slice_size: int, batch: int, quantile: str) -> float:
-        pts = sorted((p for p in self.points if p.slice_size == slice_size), key=lambda p: p.batch)
-        xs = [p.batch for p in pts]
-        ys: list[float] = []
-        for p in pts:  # enforce monotonicity: a bigger batch never runs faster
-            v = p.p99_ms if quantile == "p99" else p.p50_ms
-            ys.append(max(v, ys[-1]) if ys else v)
-        if len(xs) == 1:
-            return ys[0] * batch / xs[0] if batch > xs[0] else ys[0]
-        j = bisect.bisect_left(xs, batch)
-        if j < len(xs) and xs[j] == batch:
-            return ys[j]
-        if j == 0:
-            return ys[0]
-        if j == len(xs):
-            j = len(xs) - 1
-        x0, x1, y0, y1 = xs[j - 1], xs[j], ys[j - 1], ys[j]
-        return max(y0, y0 + (y1 - y0) * (batch - x0) / (x1 - x0))
+    def table(self, quantile: str = "p50") -> "LatencyTable":
+        """The interpolation table of one quantile, built once per profile."""
+        cache: dict[str, LatencyTable] = self.__dict__.setdefault("_tables", {})
+        if quantile not in cache:
+            cache[quantile] = LatencyTable(self, quantile)
+        return cache[quantile]
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -128,3 +94,60 @@ class Profile:
                 for p in raw_points
             ),
         )
+
+
+class LatencyTable:
+    """Latency of one model as sorted tables per slice size, with the interpolation rules every
+    user of profiles shares (planner, simulator, data plane):
+
+    - in batch: linear between measured batches and non-decreasing (a bigger batch never runs
+      faster); below the smallest measured batch, along the first segment but never below
+      proportional scaling; above the largest, proportional to the batch (safe over-estimate);
+    - in slice size: linear in 1/size between measured sizes; a smaller slice than any measured
+      scales up in proportion (same work on fewer units); a larger one gets no speed-up.
+    """
+
+    def __init__(self, profile: Profile, quantile: str = "p50") -> None:
+        self.model = profile.model
+        by_size: dict[int, list[tuple[int, float]]] = {}
+        for p in profile.points:
+            by_size.setdefault(p.slice_size, []).append((p.batch, p.p99_ms if quantile == "p99" else p.p50_ms))
+        self.sizes = sorted(by_size)  # measured slice sizes
+        self._tables: dict[int, tuple[list[int], list[float]]] = {}  # size -> (batches, latency ms)
+        for size, pts in by_size.items():
+            pts.sort(key=lambda x: x[0])
+            ys: list[float] = []
+            for _, v in pts:
+                ys.append(max(v, ys[-1]) if ys else v)
+            self._tables[size] = ([x for x, _ in pts], ys)
+
+    def on_size(self, size: int, batch: int) -> float:
+        xs, ys = self._tables[size]
+        if len(xs) == 1:
+            return ys[0] * batch / xs[0]
+        j = bisect.bisect_left(xs, batch)
+        if j < len(xs) and xs[j] == batch:
+            return ys[j]
+        if j == 0:  # below the smallest batch: first segment, floored at proportional scaling
+            x0, x1, y0, y1 = xs[0], xs[1], ys[0], ys[1]
+            return max(y0 * batch / x0, y0 + (y1 - y0) * (batch - x0) / (x1 - x0))
+        if j == len(xs):
+            return ys[-1] * batch / xs[-1]
+        x0, x1, y0, y1 = xs[j - 1], xs[j], ys[j - 1], ys[j]
+        return max(y0, y0 + (y1 - y0) * (batch - x0) / (x1 - x0))
+
+    def latency_ms(self, size: float, batch: int) -> float:
+        sizes = self.sizes
+        if not sizes:
+            raise ValueError(f"profile of {self.model} has no points")
+        if size in self._tables:
+            return self.on_size(int(size), batch)
+        i = bisect.bisect_left(sizes, size)
+        if i == 0:
+            return self.on_size(sizes[0], batch) * sizes[0] / size
+        if i == len(sizes):
+            return self.on_size(sizes[-1], batch)
+        lo, hi = sizes[i - 1], sizes[i]
+        l_lo, l_hi = self.on_size(lo, batch), self.on_size(hi, batch)
+        t = (1 / size - 1 / hi) / (1 / lo - 1 / hi)
+        return l_hi + t * (l_lo - l_hi)

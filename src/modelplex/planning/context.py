@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,52 +21,17 @@ _UNIT_PER_WHOLE = {DeviceKind.GPU_MPS.value: 100.0, DeviceKind.GPU_MIG.value: 7.
 
 
 class Curve:
-    """Profile.latency_ms of one model as a fast table (same interpolation rules)."""
+    """One quantile of a profile's latency, as the policies look it up (core.profile rules)."""
 
     def __init__(self, profile: Profile, quantile: str) -> None:
         self.profile = profile
-        by_size: dict[int, list[tuple[int, float]]] = {}
-        for p in profile.points:
-            by_size.setdefault(p.slice_size, []).append((p.batch, p.p99_ms if quantile == "p99" else p.p50_ms))
-        self.sizes = sorted(by_size)
-        self._tables: dict[int, tuple[list[int], list[float]]] = {}
-        for size, pts in by_size.items():
-            pts.sort(key=lambda x: x[0])
-            ys: list[float] = []
-            for _, v in pts:
-                ys.append(max(v, ys[-1]) if ys else v)
-            self._tables[size] = ([x for x, _ in pts], ys)
-
-    def _on(self, size: int, batch: int) -> float:
-        xs, ys = self._tables[size]
-        if len(xs) == 1:
-            return ys[0] * batch / xs[0] if batch > xs[0] else ys[0]
-        j = bisect.bisect_left(xs, batch)
-        if j < len(xs) and xs[j] == batch:
-            return ys[j]
-        if j == 0:
-            return ys[0]
-        if j == len(xs):
-            j = len(xs) - 1
-        x0, x1, y0, y1 = xs[j - 1], xs[j], ys[j - 1], ys[j]
-        return max(y0, y0 + (y1 - y0) * (batch - x0) / (x1 - x0))
+        self._table = profile.table(quantile)
+        self.sizes = self._table.sizes
 
     def latency_ms(self, size: float, batch: int) -> float:
-        sizes = self.sizes
-        if not sizes:
+        if not self.sizes:
             raise InvalidArgumentError(f"model {self.profile.model}: profile has no points")
-        if size in self._tables:
-            return self._on(int(size), batch)
-        i = bisect.bisect_left(sizes, size)
-        if i == 0:
-            return self._on(sizes[0], batch)
-        if i == len(sizes):
-            lo = sizes[-1]
-            return self._on(lo, batch) * lo / size
-        lo, hi = sizes[i - 1], sizes[i]
-        l_lo, l_hi = self._on(lo, batch), self._on(hi, batch)
-        t = (1 / size - 1 / hi) / (1 / lo - 1 / hi)
-        return l_hi + t * (l_lo - l_hi)
+        return self._table.latency_ms(size, batch)
 
 
 @dataclass

@@ -77,6 +77,7 @@ class BatchQueue(Generic[P]):
         self._seq = itertools.count()
         self._rows = 0  # rows queued
         self._busy_until: list[float] = []  # predicted finish of each batch in flight
+        self._latest_deadline = -math.inf  # no queued deadline is later (an upper bound)
 
     # ---- queries -------------------------------------------------------------------------
     @property
@@ -108,6 +109,7 @@ class BatchQueue(Generic[P]):
         request.seq = next(self._seq)
         heapq.heappush(self._heap, (request.deadline_s, request.seq, request))
         self._rows += request.rows
+        self._latest_deadline = max(self._latest_deadline, request.deadline_s)
         return Admission(True)
 
     def next_batch(self, now: float) -> Batch[P] | None:
@@ -133,6 +135,8 @@ class BatchQueue(Generic[P]):
             heapq.heappush(self._heap, (back.deadline_s, back.seq, back))
             predicted = self.estimator.predict_s(rows)
         self._rows -= rows
+        if not self._heap:
+            self._latest_deadline = -math.inf
         self._busy_until.append(now + predicted)
         self._busy_until.sort()
         return Batch(take, expired, predicted)
@@ -165,6 +169,7 @@ class BatchQueue(Generic[P]):
         out = [r for _, _, r in sorted(self._heap)]
         self._heap.clear()
         self._rows = 0
+        self._latest_deadline = -math.inf
         return out
 
     # ---- internals -----------------------------------------------------------------------
@@ -199,7 +204,10 @@ class BatchQueue(Generic[P]):
     def predict_finish(self, rows: int, deadline_s: float, now: float) -> float:
         """When `rows` with this deadline would finish if admitted now: the work ahead of it in
         deadline order, spread over the instances, after the batches already running."""
-        ahead = rows + sum(r.rows for d, _, r in self._heap if d <= deadline_s)
+        if deadline_s >= self._latest_deadline:
+            ahead = rows + self._rows  # the common case (one SLO per queue): behind everything
+        else:
+            ahead = rows + sum(r.rows for d, _, r in self._heap if d <= deadline_s)
         instances = max(1, self.config.instances)
         busy = self._busy_until  # kept sorted
         start = now if len(busy) < instances else max(now, busy[0])

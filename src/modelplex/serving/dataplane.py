@@ -57,6 +57,8 @@ class DataPlane:
         self._plan_lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()  # old slices draining after a switch
         self.on_arrival: Callable[[str, float], None] | None = None  # rate observer (controller)
+        self.modelless: Any = None  # ModelLess, when the registry has tasks and variants
+        self.repository_names: set[str] = set()  # models of the repository (they win over variants)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -64,6 +66,7 @@ class DataPlane:
         configs, errors = scan_repository(self.repository)
         for name, reason in errors.items():
             self._mark_failed(name, reason)
+        self.repository_names = {c.model.name for c in configs} | set(errors)
         total = sum(max(1, c.instance_count) for c in configs)
         slices = divide(self.cpus, total)
         pos = 0
@@ -81,6 +84,7 @@ class DataPlane:
             self._mark_failed(name, reason)
         for config in configs:
             self.books[config.model.name] = ModelBook(config, ModelStats(), self.metrics)
+        self.repository_names = {c.model.name for c in configs}
         return sorted(self.books)
 
     async def apply_plan(self, plan: Plan) -> float:
@@ -181,6 +185,39 @@ class DataPlane:
             if name not in self.routes:
                 raise InvalidArgumentError(f"failed to load model {name}: {self.failed.get(name, 'unknown error')}")
 
+    async def scale_model(self, config: ModelConfig, replicas: int) -> None:
+        """Serve a model on `replicas` slices of its own: start it, or add or retire replicas
+        (retired ones drain their queues first). Used for variants chosen at run time."""
+        name = config.model.name
+        async with self._lock(name):
+            route = self.routes.get(name)
+            if route is None:
+                await self._start_model(config, self._slices_for_new(replicas))
+                if name not in self.routes:
+                    raise UnavailableError(f"cannot load {name}: {self.failed.get(name, 'unknown error')}")
+                return
+            current = list(route.runners)
+            if replicas > len(current):
+                book = self.books[name]
+                fresh = [SliceRunner(self._slice_id(s), s, [book], provider=self.provider)
+                         for s in self._slices_for_new(replicas - len(current))]
+                results = await asyncio.gather(*(r.start() for r in fresh), return_exceptions=True)
+                errors = [r for r in results if isinstance(r, BaseException)]
+                if errors:
+                    await asyncio.gather(*(r.stop("scale-up failed") for r in fresh), return_exceptions=True)
+                    raise UnavailableError(f"cannot add replicas of {name}: {errors[0]}")
+                for r in fresh:
+                    self.slices[r.slice_id] = r
+                current += fresh
+            retired = current[replicas:]
+            kept = current[:replicas]
+            self.routes[name] = ModelRouter(name, [(r, 1.0 / len(kept)) for r in kept])
+            for r in retired:
+                self.slices.pop(r.slice_id, None)
+                task = asyncio.ensure_future(r.drain_and_stop())
+                self._retiring.add(task)
+                task.add_done_callback(self._retiring.discard)
+
     async def unload(self, name: str) -> None:
         async with self._lock(name):
             if name not in self.routes:
@@ -201,7 +238,28 @@ class DataPlane:
             raise NotFoundError(f"model {name} has no version {version!r} (served: {book.config.model.version})")
         return book
 
+    def knows(self, name: str) -> bool:
+        """A name this server answers to: a repository model, or a registered model or variant."""
+        return name in self.books or name in self.failed or (self.modelless is not None and self.modelless.serves(name))
+
     async def infer(self, request: InferRequest) -> InferResponse:
+        """Entry point of every frontend: repository models directly, registered models and
+        variants through model-less selection."""
+        if (
+            self.modelless is not None
+            and request.model not in self.repository_names
+            and self.modelless.serves(request.model)
+        ):
+            return await self.modelless.infer(request)  # type: ignore[no-any-return]
+        return await self.run_request(request)
+
+    async def infer_task(self, task: str, request: InferRequest) -> InferResponse:
+        if self.modelless is None:
+            raise NotFoundError(f"unknown task {task!r}: no tasks are registered (modelplex register)")
+        return await self.modelless.infer(request, task=task)  # type: ignore[no-any-return]
+
+    async def run_request(self, request: InferRequest) -> InferResponse:
+        """Queue a request for a served model and wait for its answer."""
         book = self.get(request.model, request.version)
         rows = validate_request(book.config, request)
         now = time.monotonic()

@@ -95,7 +95,15 @@ def encode_infer(resp: InferResponse) -> Any:
         else:
             out.raw_output_contents.append(np.ascontiguousarray(o.array).tobytes())
     for k, v in resp.parameters.items():
-        out.parameters[k].string_param = str(v)
+        param = out.parameters[k]
+        if isinstance(v, bool):
+            param.bool_param = v
+        elif isinstance(v, int):
+            param.int64_param = v
+        elif isinstance(v, float):
+            param.double_param = v
+        else:
+            param.string_param = str(v)
     return out
 
 
@@ -171,7 +179,11 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[mi
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         async def go() -> Any:
-            return encode_infer(await self.plane.infer(decode_infer(request)))
+            req = decode_infer(request)
+            task = req.parameters.get("task")
+            if task is not None:  # model-less: the task travels as a request parameter
+                return encode_infer(await self.plane.infer_task(str(task), req))
+            return encode_infer(await self.plane.infer(req))
 
         return await self._call(context, go)
 

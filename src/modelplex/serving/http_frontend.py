@@ -53,6 +53,7 @@ ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
 ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
 _MODELS_PREFIX = "/v2/models/"
 _INFER_SUFFIX = "/infer"
+_TASKS_PREFIX = "/v2/tasks/"
 
 
 class InferFastPath:
@@ -76,17 +77,24 @@ class InferFastPath:
                 return await self._infer(parts[0], None, scope, receive, send)
             if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
                 return await self._infer(parts[0], parts[2], scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "POST" and path.startswith(_TASKS_PREFIX) and path.endswith(_INFER_SUFFIX):
+            task = path[len(_TASKS_PREFIX) : -len(_INFER_SUFFIX)]
+            if task and "/" not in task:
+                return await self._infer(task, None, scope, receive, send, task=True)
         await self.app(scope, receive, send)
 
-    async def _infer(self, model: str, version: str | None, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+    async def _infer(
+        self, model: str, version: str | None, scope: ASGIScope, receive: ASGIReceive, send: ASGISend, task: bool = False
+    ) -> None:
         headers: list[tuple[bytes, bytes]] = []
         try:
-            self.plane.get(model, version)  # unknown model: 404 before reading the body
+            if not task and not self.plane.knows(model):
+                self.plane.get(model, version)  # unknown model: 404 before reading the body
             req_headers = {k: v for k, v in scope["headers"]}
             body = await self._body(req_headers, receive)
             hlen = req_headers.get(b"inference-header-content-length")
             req = decode_request(model, version, body, hlen.decode("latin-1") if hlen is not None else None)
-            resp = await self.plane.infer(req)
+            resp = await (self.plane.infer_task(model, req) if task else self.plane.infer(req))
             payload, header_len = encode_response(req, resp)
             status = 200
             if header_len is None:
@@ -181,6 +189,11 @@ def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, dr
         switch_s = await plane.apply_plan(new_plan)
         return _json({"applied": True, "switch_s": round(switch_s, 4), "slices": len(new_plan.slices)})
 
+    async def tasks(request: Request) -> Response:
+        if plane.modelless is None:
+            return _json({"tasks": [], "variants": {}, "decisions": []})
+        return _json(plane.modelless.status())
+
     async def plan_status(request: Request) -> Response:
         doc = plane.plan_status()
         doc["controller"] = driver.status() if driver is not None else None
@@ -208,6 +221,7 @@ def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, dr
         Route("/v2/repository/models/{model}/load", _guard(repo_load), methods=["POST"]),
         Route("/v2/repository/models/{model}/unload", _guard(repo_unload), methods=["POST"]),
         Route("/v2/status", _guard(status)),
+        Route("/v2/tasks", _guard(tasks)),
         Route("/v2/plan", _guard(plan_status), methods=["GET"]),
         Route("/v2/plan", _guard(plan_apply), methods=["POST"]),
         Route("/metrics", metrics),

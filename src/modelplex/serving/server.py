@@ -55,6 +55,17 @@ async def serve(options: ServerOptions) -> int:
     for name, route in sorted(plane.routes.items()):
         cores = " | ".join(",".join(map(str, r.slice.cpus)) for r in route.runners)
         print(f"modelplex:   {name} v{plane.books[name].config.model.version} ready on cores [{cores}]", flush=True)
+    modelless = None
+    if registry is not None:
+        from modelplex.repository.registry_variants import list_variants
+        from modelplex.serving.modelless import ModelLess
+
+        if list_variants(registry):
+            modelless = ModelLess(plane, registry)
+            plane.modelless = modelless
+            modelless.start()
+            print(f"modelplex: model-less serving for task(s) {', '.join(sorted(modelless.tasks))}: "
+                  f"{len(modelless.variants)} variants, loaded on first use", flush=True)
     grpc_server = None
     if options.grpc_port:
         from modelplex.serving.grpc_frontend import start_grpc
@@ -89,6 +100,8 @@ async def serve(options: ServerOptions) -> int:
         print("modelplex: shutting down", file=sys.stderr, flush=True)
         if driver is not None:
             await driver.stop()
+        if modelless is not None:
+            await modelless.stop()
         if grpc_server is not None:
             await grpc_server.stop(grace=1.0)
         await plane.stop()

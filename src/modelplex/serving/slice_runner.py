@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 import sys
 import time
 from dataclasses import dataclass
@@ -122,6 +123,8 @@ class SliceRunner:
         self.restart_count = 0
         self.busy_s = 0.0  # compute time spent, for utilisation
         self.started_at = time.monotonic()
+        self._recent: deque[tuple[float, float]] = deque()  # (end, seconds busy) of recent batches
+        self._batch_started: float | None = None  # start of the running batch
 
     @property
     def ready(self) -> bool:
@@ -198,6 +201,7 @@ class SliceRunner:
                     self._fail(name, req, DeadlineError(f"model {name}: deadline cannot be met; rejected before running"))
                 if batch.requests:
                     self._busy = True
+                    self._batch_started = now
                     self.turns.started(index, now, batch.predicted_s)
                     asyncio.ensure_future(self._run(name, batch, now))
                     return
@@ -247,6 +251,9 @@ class SliceRunner:
 
     def _finish(self, batch: Batch[Pending], name: str, latency_s: float | None, now: float) -> None:
         self._busy = False
+        if self._batch_started is not None:
+            self._recent.append((now, now - self._batch_started))
+            self._batch_started = None
         self.turns.finished(now)
         self.queues[name].completed(batch, latency_s, now)
 
@@ -356,6 +363,16 @@ class SliceRunner:
             self.restart_count += 1
             self.pump()
             return
+
+    def recent_utilisation(self, window_s: float = 2.0) -> float:
+        """Busy fraction of the slice over the last `window_s` seconds (the running batch included)."""
+        now = time.monotonic()
+        while self._recent and self._recent[0][0] < now - window_s:
+            self._recent.popleft()
+        busy = sum(min(b, window_s) for _, b in self._recent)
+        if self._batch_started is not None:
+            busy += now - self._batch_started
+        return min(1.0, busy / window_s)
 
     def describe(self) -> dict[str, Any]:
         w = self.worker
