@@ -45,6 +45,20 @@ class _Demand:
     min_accuracy: float | None = None  # highest accuracy floor seen
 
 
+def _number(key: str, value: Any) -> float | None:
+    """A numeric parameter; numeric strings too (some gRPC clients send only int and string)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidArgumentError(f"parameter {key!r} must be a number, got {value!r}")
+    return float(value)
+
+
 def query_of(request: InferRequest, task: str | None) -> Query:
     """The selection query a request carries (form b when `task` is None, else form c)."""
     p = request.parameters
@@ -55,9 +69,7 @@ def query_of(request: InferRequest, task: str | None) -> Query:
             raise InvalidArgumentError(f"parameter 'timeout' must be a number of microseconds, got {timeout!r}")
         latency = float(timeout) / 1000.0
     floor = p.get("min_accuracy")
-    for key, value in (("latency_ms", latency), ("min_accuracy", floor)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
-            raise InvalidArgumentError(f"parameter {key!r} must be a number, got {value!r}")
+    latency, floor = _number("latency_ms", latency), _number("min_accuracy", floor)
     latency_ms = float(latency) if latency is not None else DEFAULT_LATENCY_MS
     min_accuracy = float(floor) if floor is not None else None
     if task is not None:
