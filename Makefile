@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 examples: $(STAMP)
-	$(PY) -m modelplex.cli examples --out examples/models
+	$(PY) -m modelplex.cli examples --out examples/models --state-dir state
 
 run: examples
 	$(PY) -m modelplex.cli serve --repository examples/models --state-dir state

@@ -73,7 +73,26 @@ def _cmd_examples(args: argparse.Namespace) -> int:
     out = Path(args.out)
     names = write_examples(out)
     print(f"modelplex: wrote example models {', '.join(names)} to {out}")
+    if args.state_dir:
+        _register_example_tasks(out, Path(args.tasks_out), Path(args.state_dir))
     return 0
+
+
+def _register_example_tasks(models: Path, tasks_out: Path, state_dir: Path) -> None:
+    """Register the example tasks once (a second run finds them and does nothing): the digits
+    models trained now, and the example CNN as image-classification, each with its variants."""
+    from modelplex.repository.registry_variants import get_task_model, register
+    from modelplex.repository.store import Registry
+    from modelplex.repository.tasks import write_task_examples
+
+    with Registry(state_dir) as registry:
+        print(f"modelplex: training and registering the digits task in {state_dir} (variants measured) ...", flush=True)
+        write_task_examples(tasks_out, registry)
+        if get_task_model(registry, "cnn") is None:
+            print("modelplex: registering cnn for image-classification (FP32, INT8, FP16 variants) ...", flush=True)
+            register(registry, models / "cnn" / "1" / "model.onnx", "image-classification", "cnn")
+    print("modelplex: model-less queries: POST /v2/tasks/{digits|image-classification}/infer "
+          "with parameters latency_ms and min_accuracy", flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("examples", help="write the example model repository")
     p.add_argument("--out", default="examples/models", help="folder to write (default examples/models)")
+    p.add_argument("--state-dir", default=None, help="also register the example tasks in this registry")
+    p.add_argument("--tasks-out", default="examples/tasks", help="where the trained task models go")
     p.set_defaults(func=_cmd_examples)
 
     from modelplex import cli_models, cli_plan, cli_profile
