@@ -142,9 +142,7 @@ class DataPlane:
             self.plan = plan
             switched_s = time.monotonic() - t0
             for r in old:
-                task = asyncio.ensure_future(r.drain_and_stop())
-                self._retiring.add(task)
-                task.add_done_callback(self._retiring.discard)
+                self._drain_away(r)
             for model in placed:
                 self.failed.pop(model, None)
         return switched_s
@@ -185,38 +183,56 @@ class DataPlane:
             if name not in self.routes:
                 raise InvalidArgumentError(f"failed to load model {name}: {self.failed.get(name, 'unknown error')}")
 
-    async def scale_model(self, config: ModelConfig, replicas: int) -> None:
-        """Serve a model on `replicas` slices of its own: start it, or add or retire replicas
-        (retired ones drain their queues first). Used for variants chosen at run time."""
+    async def scale_model(self, config: ModelConfig, replicas: int, batch: int | None = None) -> None:
+        """Serve a model on `replicas` slices of its own at batches of at most `batch`: start it,
+        or add or retire replicas (retired ones drain their queues first). Used for variants
+        chosen at run time."""
         name = config.model.name
         async with self._lock(name):
-            route = self.routes.get(name)
-            if route is None:
-                await self._start_model(config, self._slices_for_new(replicas))
-                if name not in self.routes:
-                    raise UnavailableError(f"cannot load {name}: {self.failed.get(name, 'unknown error')}")
-                return
-            current = list(route.runners)
-            if replicas > len(current):
-                book = self.books[name]
-                fresh = [SliceRunner(self._slice_id(s), s, [book], provider=self.provider)
-                         for s in self._slices_for_new(replicas - len(current))]
-                results = await asyncio.gather(*(r.start() for r in fresh), return_exceptions=True)
-                errors = [r for r in results if isinstance(r, BaseException)]
-                if errors:
-                    await asyncio.gather(*(r.stop("scale-up failed") for r in fresh), return_exceptions=True)
-                    raise UnavailableError(f"cannot add replicas of {name}: {errors[0]}")
-                for r in fresh:
-                    self.slices[r.slice_id] = r
-                current += fresh
-            retired = current[replicas:]
-            kept = current[:replicas]
-            self.routes[name] = ModelRouter(name, [(r, 1.0 / len(kept)) for r in kept])
-            for r in retired:
-                self.slices.pop(r.slice_id, None)
-                task = asyncio.ensure_future(r.drain_and_stop())
-                self._retiring.add(task)
-                task.add_done_callback(self._retiring.discard)
+            await self._scale(config, replicas)
+            if batch is not None:
+                for runner in self.routes[name].runners:
+                    runner.set_batch(name, batch)
+
+    async def retire(self, name: str) -> None:
+        """Stop serving a model chosen at run time (its queued requests are served first)."""
+        async with self._lock(name):
+            route = self.routes.pop(name, None)
+            for runner in route.runners if route is not None else []:
+                self._drain_away(runner)
+
+    def _drain_away(self, runner: SliceRunner) -> None:
+        """Take a slice out of service: it serves what it has queued, then stops."""
+        self.slices.pop(runner.slice_id, None)
+        task = asyncio.ensure_future(runner.drain_and_stop())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _scale(self, config: ModelConfig, replicas: int) -> None:
+        name = config.model.name
+        route = self.routes.get(name)
+        if route is None:
+            await self._start_model(config, self._slices_for_new(replicas))
+            if name not in self.routes:
+                raise UnavailableError(f"cannot load {name}: {self.failed.get(name, 'unknown error')}")
+            return
+        current = list(route.runners)
+        if replicas > len(current):
+            book = self.books[name]
+            fresh = [SliceRunner(self._slice_id(s), s, [book], provider=self.provider)
+                     for s in self._slices_for_new(replicas - len(current))]
+            results = await asyncio.gather(*(r.start() for r in fresh), return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if errors:
+                await asyncio.gather(*(r.stop("scale-up failed") for r in fresh), return_exceptions=True)
+                raise UnavailableError(f"cannot add replicas of {name}: {errors[0]}")
+            for r in fresh:
+                self.slices[r.slice_id] = r
+            current += fresh
+        kept = current[:replicas]
+        self.routes[name] = ModelRouter(name, [(r, 1.0 / len(kept)) for r in kept])
+        for r in current[replicas:]:
+            self._drain_away(r)
 
     async def unload(self, name: str) -> None:
         async with self._lock(name):

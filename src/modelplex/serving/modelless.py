@@ -21,7 +21,15 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from modelplex.control.autoscale import AutoscaleConfig, AutoscaleState, Decision, Deployment, Observation, Option
+from modelplex.control.autoscale import (
+    AutoscaleConfig,
+    AutoscaleState,
+    Decision,
+    Deployment,
+    Observation,
+    Option,
+    replica_capacity,
+)
 from modelplex.control.autoscale import step as autoscale_step
 from modelplex.control.rates import RateEstimator
 from modelplex.core.errors import InvalidArgumentError, ModelplexError, NotFoundError
@@ -136,7 +144,7 @@ class ModelLess:
             d.slo_ms = min(d.slo_ms, query.latency_ms)
         if query.min_accuracy is not None:
             d.min_accuracy = max(d.min_accuracy or 0.0, query.min_accuracy)
-        await self.ensure_loaded(chosen)
+        await self.ensure_loaded(chosen, slo_ms=query.latency_ms)
         params = dict(request.parameters)
         if query.latency_ms is not None and "timeout" not in params:
             params["timeout"] = query.latency_ms * 1000.0  # the target is the request's deadline
@@ -174,15 +182,18 @@ class ModelLess:
         return out
 
     # ---- deployments ---------------------------------------------------------------------
-    async def ensure_loaded(self, name: str, replicas: int = 1) -> None:
+    async def ensure_loaded(self, name: str, slo_ms: float | None = None) -> None:
+        """Load one replica of a variant, at the batch its latency target allows."""
         if name in self.deployments and name in self.plane.routes:
             return
         async with self._locks.setdefault(name, asyncio.Lock()):
             if name in self.deployments and name in self.plane.routes:
                 return
             v = self.variants[name]
-            await self.plane.scale_model(self._config(v), replicas)
-            self.deployments[name] = Deployment(name, 1, max(1, v.max_batch), replicas)
+            assert v.profile is not None
+            batch, _ = replica_capacity(v.profile, 1, max(1, v.max_batch), slo_ms or DEFAULT_LATENCY_MS)
+            await self.plane.scale_model(self._config(v), 1, max(1, batch))
+            self.deployments[name] = Deployment(name, 1, max(1, batch), 1)
 
     def _config(self, v: Variant) -> ModelConfig:
         from pathlib import Path
@@ -196,14 +207,14 @@ class ModelLess:
     async def apply(self, decision: Decision) -> None:
         """Carry out an autoscaling decision: resize, or load the target and retire the current."""
         cur, target = decision.current, decision.target
-        if target.variant == cur.variant:
-            await self.plane.scale_model(self._config(self.variants[target.variant]), target.replicas)
-            self.deployments[target.variant] = target
-            return
-        await self.plane.scale_model(self._config(self.variants[target.variant]), target.replicas)
+        await self.plane.scale_model(self._config(self.variants[target.variant]), target.replicas, target.batch)
         self.deployments[target.variant] = target
-        # the current variant stays while requests whose accuracy floor only it meets may come;
-        # it is retired when idle (its own observation falls below low_util and consolidates)
+        if target.variant != cur.variant:
+            # the target meets the accuracy floor of every request the current one served
+            # (the autoscaler never goes below it), so the current one can go; a later query
+            # that needs it again loads it again, its load time counted by selection
+            self.deployments.pop(cur.variant, None)
+            await self.plane.retire(cur.variant)
 
     # ---- the autoscaling loop ------------------------------------------------------------
     def start(self, preload: bool = True) -> None:

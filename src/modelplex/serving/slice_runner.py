@@ -9,7 +9,7 @@ import math
 from collections import deque
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -171,6 +171,13 @@ class SliceRunner:
         if admission.admitted:
             self.pump()
         return admission
+
+    def set_batch(self, model: str, batch: int) -> None:
+        """Run `model` at batches of at most `batch` rows from now on (bounded by the model's own)."""
+        q = self.queues[model]
+        limit = max(1, self.books[model].config.batching.max_batch_size)
+        q.config = replace(q.config, max_batch_size=max(1, min(batch, limit)))
+        self.batch_sizes[model] = q.config.max_batch_size
 
     def predicted_finish_s(self, model: str, rows: int, now: float) -> float:
         """When a request of `rows` without a deadline would finish here (for routing)."""
