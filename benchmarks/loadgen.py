@@ -99,11 +99,16 @@ class _HttpConn(asyncio.Protocol):
             self.waiter.set_result(self.parser.get_status_code())
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(ConnectionError("connection lost"))
 
+    closed = False  # the server closed the connection (e.g. its keep-alive timeout)
+
     async def send(self, raw: bytes) -> int:
         assert self.transport is not None
+        if self.closed:
+            raise ConnectionError("connection closed")
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(raw)
         return await self.waiter
@@ -260,18 +265,22 @@ async def open_loop_trace(
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.ensure_future(one(i, t, int(model_idx[i]))))
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=timeout_s + float(times_s[-1] if n else 0))
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    for t in pending:  # never answered: stays status 0 ("lost"), reported by the caller
+        t.cancel()
     return out
 
 
 class StatusCall:
-    """A keep-alive connection that sends one pre-encoded request and returns the HTTP status."""
+    """A keep-alive connection that sends one pre-encoded request and returns the HTTP status;
+    it reconnects when the server has closed the connection while it was idle."""
 
-    def __init__(self, conn: "_HttpConn", raw: bytes) -> None:
-        self.conn = conn
-        self.raw = raw
+    def __init__(self, conn: "_HttpConn", raw: bytes, host: str, port: int) -> None:
+        self.conn, self.raw, self.host, self.port = conn, raw, host, port
 
     async def status(self) -> int:
+        if self.conn.closed:
+            _, self.conn = await asyncio.get_running_loop().create_connection(_HttpConn, self.host, self.port)
         return await self.conn.send(self.raw)
 
 
@@ -280,5 +289,5 @@ async def status_callers(host: str, port: int, raw: bytes, n: int) -> list[Statu
     out = []
     for _ in range(n):
         _, conn = await loop.create_connection(_HttpConn, host, port)
-        out.append(StatusCall(conn, raw))
+        out.append(StatusCall(conn, raw, host, port))
     return out

@@ -46,6 +46,7 @@ from modelplex.sim.arrivals import TraceSpec, generate  # noqa: E402
 from modelplex.sim.engine import SimConfig, simulate  # noqa: E402
 
 WARMUP_S = 1.0
+MIN_REQUESTS = 1000  # per measured rate
 CPU = DeviceSpec("cpu0", DeviceKind.CPU, 2)
 
 
@@ -102,6 +103,7 @@ def peak_search(srv: RunningServer, policy: str, models: list[str], mix: dict[st
     weights = np.array([mix[m] for m in models]) / sum(mix[m] for m in models)
     points = []
     peak = 0.0
+    failures = 0
     for total in rates:
         per_model = [float(total * w) for w in weights]
         demands = [Demand(m, r, slo_ms[m]) for m, r in zip(models, per_model)]
@@ -116,10 +118,12 @@ def peak_search(srv: RunningServer, policy: str, models: list[str], mix: dict[st
         post_plan(srv, plan)
         time.sleep(0.5)
         rng = np.random.default_rng(seed)
-        times, idx = generate(TraceSpec("poisson"), per_model, WARMUP_S + duration_s, rng)
+        # enough requests that 1 % of them is more than a handful: at least MIN_REQUESTS
+        span_s = min(max(duration_s, MIN_REQUESTS / total), 4 * duration_s)
+        times, idx = generate(TraceSpec("poisson"), per_model, WARMUP_S + span_s, rng)
         res = asyncio.run(run_trace(srv, models, times, idx, conns))
-        live = live_summary(res, models, slo_ms, WARMUP_S, WARMUP_S + duration_s)
-        sim = simulate(plan, profiles, slo_ms, (times, idx), WARMUP_S + duration_s, SimConfig(seed=seed, warmup_s=WARMUP_S)).total
+        live = live_summary(res, models, slo_ms, WARMUP_S, WARMUP_S + span_s)
+        sim = simulate(plan, profiles, slo_ms, (times, idx), WARMUP_S + span_s, SimConfig(seed=seed, warmup_s=WARMUP_S)).total
         point.update(
             live=live,
             sim={"attainment": sim.attainment, "p50_ms": sim.p50_ms, "p99_ms": sim.p99_ms},
@@ -129,9 +133,12 @@ def peak_search(srv: RunningServer, policy: str, models: list[str], mix: dict[st
         points.append(point)
         print(f"  {policy} {total:7.1f} req/s: live {live['attainment']:.2%} in SLO (p99 {live['p99_ms']:.1f} ms), "
               f"sim {sim.attainment:.2%} (p99 {sim.p99_ms:.1f} ms), {len(plan.slices)} slices", flush=True)
-        if live["attainment"] < 0.99:
-            break
-        peak = total
+        if live["attainment"] >= 0.99:
+            peak, failures = total, 0
+        else:
+            failures += 1
+            if failures == 2:  # two rates in a row missed: past the peak, not a passing hiccup
+                break
     return {"policy": policy, "peak_rps": peak, "points": points}
 
 
@@ -156,12 +163,18 @@ def step_experiment(repo: Path, profiles_path: Path, state: Path, models: list[s
     for t in np.arange(0.0, 25.0, 1.0):
         timeline.append({"t_s": float(t), **live_summary(res, models, slo_ms, t, t + 1.0)})
     replans = status["controller"]["replans"]
-    after = [p for p in timeline if p["t_s"] >= 10.0]
-    recovered = next((p["t_s"] for p in after if p["attainment"] >= 0.99 and all(q["attainment"] >= 0.99 for q in after if q["t_s"] >= p["t_s"])), None)
+    for r in replans:
+        r["at_trace_s"] = round(r["at_s"] - t_start, 3)
+    # the re-plan that reacted to the step: the first decided after it that changed the plan's rates
+    reaction = next((r for r in replans if r["at_trace_s"] >= 10.0), None)
+    ready_s = reaction["at_trace_s"] + reaction["plan_s"] + reaction["switch_s"] if reaction else None
+    after_ready = live_summary(res, models, slo_ms, ready_s + 2.0, 25.0) if ready_s is not None else None
     total = live_summary(res, models, slo_ms, 0.0, 25.0)
     return {"low_rps": low_rps, "high_rps": 3 * low_rps, "replans": replans, "timeline": timeline,
-            "lost": total["lost"], "answered_or_rejected": total["requests"] - total["lost"], "requests": total["requests"],
-            "recovered_at_s": recovered, "run_started_monotonic": t_start}
+            "lost": total["lost"], "rejected": total["rejected"], "requests": total["requests"],
+            "step_plan_ready_s": ready_s, "reaction_s": None if ready_s is None else ready_s - 10.0,
+            "attainment_from_ready_plus_2s": None if after_ready is None else after_ready["attainment"],
+            "attainment_before_step": live_summary(res, models, slo_ms, 1.0, 10.0)["attainment"]}
 
 
 def main() -> int:
@@ -169,6 +182,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=6.0, help="measured seconds per rate")
     ap.add_argument("--policies", default="elastic,temporal")
     ap.add_argument("--mix", default="mlp:4,cnn:4,transformer:4,resnet:1", help="model:weight of the traffic")
+    ap.add_argument("--tag", default="", help="name of this run in the results file (default: the mix)")
     ap.add_argument("--rates", default="", help="total rates to try (default: a ladder from the profiles)")
     ap.add_argument("--profiles", default="", help="profiles JSON (default: measure now with modelplex profile)")
     ap.add_argument("--seed", type=int, default=1)
@@ -204,10 +218,15 @@ def main() -> int:
             srv.stop()
         if args.step:
             elastic = next((p for p in results["policies"] if p["policy"] == "elastic"), None)
-            low = (elastic["peak_rps"] if elastic and elastic["peak_rps"] else 60.0) / 3.5
+            low = (elastic["peak_rps"] if elastic and elastic["peak_rps"] else 60.0) / 4.5  # 3x = 2/3 of the peak
             print(f"rate step: {low:.1f} -> {3 * low:.1f} req/s with live re-planning", flush=True)
             results["step"] = step_experiment(repo, profiles_path, tmpd / "state-step", models, mix, slo_ms, low, args.seed, args.connections)
-    Path(args.out).write_text(json.dumps(results, indent=1))
+    out = Path(args.out)
+    runs = json.loads(out.read_text()) if out.exists() else {}
+    if not isinstance(runs, dict) or "runs" not in runs:
+        runs = {"runs": {}}
+    runs["runs"][args.tag or args.mix] = results
+    out.write_text(json.dumps(runs, indent=1))
     print("\n| policy | peak rate within SLO (req/s) | live p99 at peak (ms) | simulator attainment at peak | simulator p99 (ms) |")
     print("|---|---|---|---|---|")
     for p in results["policies"]:
@@ -221,8 +240,12 @@ def main() -> int:
         print(f"\nelastic / temporal = {peaks.get('elastic', 0) / peaks['temporal']:.2f}")
     if "step" in results:
         s = results["step"]
-        print(f"\nstep {s['low_rps']:.1f} -> {s['high_rps']:.1f} req/s: {s['requests']} requests, {s['lost']} lost, "
-              f"re-plans {[r['reason'] for r in s['replans']]}, >=99% again from t={s['recovered_at_s']} s")
+        print(f"\nstep {s['low_rps']:.1f} -> {s['high_rps']:.1f} req/s at t=10 s: {s['requests']} requests, {s['lost']} lost, "
+              f"{s['rejected']} rejected; {len(s['replans'])} re-plans; the reacting plan was serving {s['reaction_s']:.2f} s "
+              f"after the step; SLO attainment before the step {s['attainment_before_step']:.2%}, from 2 s after the "
+              f"new plan to the end {s['attainment_from_ready_plus_2s']:.2%}")
+        for p in s["timeline"]:
+            print(f"  t={p['t_s']:4.0f}s {p['requests']:4d} req {p['attainment']:8.2%} p99 {p['p99_ms']:6.1f} ms")
     return 0
 
 

@@ -67,6 +67,62 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_query(args: argparse.Namespace) -> int:
+    """A model-less query: the task, a latency target and an accuracy floor; prints who served it."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    import numpy as np
+
+    from modelplex.core.tensors import DataType
+
+    path = Path(args.input)
+    if not path.is_file():
+        raise ModelplexError(f"input file {path} does not exist")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as data:
+                arrays = {k: data[k] for k in data.files}
+        elif path.suffix == ".npy":
+            arrays = {args.input_name: np.load(path)}
+        else:
+            raise ModelplexError(f"input file {path}: use .npy (one input, named by --input-name) or .npz (by name)")
+    except (OSError, ValueError) as exc:
+        raise ModelplexError(f"cannot read {path}: {exc}") from None
+    inputs = []
+    for name, arr in arrays.items():
+        dtype = DataType.from_numpy(arr.dtype)
+        inputs.append({"name": name, "shape": list(arr.shape), "datatype": dtype.value, "data": arr.reshape(-1).tolist()})
+    params: dict[str, float] = {"latency_ms": args.latency_ms}
+    if args.min_accuracy is not None:
+        params["min_accuracy"] = args.min_accuracy
+    body = json.dumps({"inputs": inputs, "parameters": params}).encode()
+    url = f"{args.url.rstrip('/')}/v2/tasks/{args.task}/infer"
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            doc = json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        raise ModelplexError(f"query refused ({exc.code}): {message}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ModelplexError(f"cannot reach a modelplex server at {args.url}: {exc}") from None
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    p = doc.get("parameters", {})
+    print(f"served by {doc['model_name']} variant {p.get('variant')} ({p.get('precision')}, accuracy {p.get('accuracy')})")
+    for out in doc["outputs"]:
+        data = np.asarray(out["data"]).reshape(out["shape"])
+        top = data.reshape(data.shape[0], -1).argmax(axis=1).tolist() if data.size else []
+        print(f"  {out['name']} {out['datatype']} {out['shape']}  top-1 per row: {top}")
+    return 0
+
+
 def _cmd_examples(args: argparse.Namespace) -> int:
     from modelplex.repository.examples import write_examples
 
@@ -118,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default="http://127.0.0.1:8000", help="server address (default http://127.0.0.1:8000)")
     p.add_argument("--json", action="store_true", help="print the raw JSON")
     p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("query", help="model-less query: a task, a latency target and an accuracy floor")
+    p.add_argument("--task", required=True, help="task name, e.g. digits")
+    p.add_argument("--latency-ms", type=float, required=True, help="latency target of the request")
+    p.add_argument("--min-accuracy", type=float, default=None, help="accuracy floor (0..1)")
+    p.add_argument("--input", required=True, help=".npz with one array per input name, or .npy for one input")
+    p.add_argument("--input-name", default="input", help="input name for a .npy file (default: input)")
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="server address (default http://127.0.0.1:8000)")
+    p.add_argument("--json", action="store_true", help="print the whole response")
+    p.set_defaults(func=_cmd_query)
 
     p = sub.add_parser("examples", help="write the example model repository")
     p.add_argument("--out", default="examples/models", help="folder to write (default examples/models)")

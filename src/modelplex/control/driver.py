@@ -79,7 +79,8 @@ class PlanDriver:
             "rates_rps": {m: round(r, 2) for m, r in self.controller.rates.rates(now).items()},
             "planned_for_rps": {m: round(r, 2) for m, r in self.controller.planned_for.items()},
             "replans": [
-                {"reason": a.reason, "plan_s": round(a.plan_s, 4), "switch_s": round(a.switch_s, 3), "slices": a.slices, "error": a.error}
+                {"reason": a.reason, "at_s": round(a.decided_at_s, 3), "plan_s": round(a.plan_s, 4),
+                 "switch_s": round(a.switch_s, 3), "slices": a.slices, "error": a.error}
                 for a in self.log[-20:]
             ],
         }

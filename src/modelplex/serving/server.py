@@ -80,6 +80,7 @@ async def serve(options: ServerOptions) -> int:
         lifespan="off",
         access_log=False,
         proxy_headers=False,
+        timeout_keep_alive=75,  # clients keep pools of idle connections (tritonclient, perf_analyzer)
         server_header=False,
         date_header=False,
         log_level="warning",
