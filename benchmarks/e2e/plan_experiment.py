@@ -206,7 +206,7 @@ def main() -> int:
             subprocess.run([sys.executable, "-m", "modelplex.cli", "profile", "--repository", str(repo), "--batches", "1,2,4,8,16",
                             "--slices", "1,2", "--state-dir", str(tmpd / "pstate"), "--out", str(profiles_path), "--quiet"], check=True)
         profiles = [p for p in read_export(profiles_path) if p.model in mix]
-        rates = [float(r) for r in args.rates.split(",")] if args.rates else [25.0 * 1.25 ** k for k in range(16)]
+        rates = [float(r) for r in args.rates.split(",")] if args.rates else [25.0 * 1.25 ** k for k in range(22)]
         srv = start_server(repo, tmpd / "state", ["--policy", "elastic", "--profiles", str(profiles_path), "--no-replan",
                                                   "--cpus", "0-1"])
         results: dict[str, Any] = {"mix": mix, "slo_ms": slo_ms, "duration_s": args.duration, "policies": []}
