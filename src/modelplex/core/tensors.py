@@ -35,7 +35,7 @@ class DataType(enum.Enum):
             raise InvalidArgumentError(f"unknown datatype {name!r}") from None
 
     @property
-    def numpy(self) -> np.dtype:  # type: ignore[type-arg]
+    def numpy(self) -> np.dtype:
         """The numpy dtype that carries this datatype (object for BYTES)."""
         return _TO_NUMPY[self]
 
@@ -45,7 +45,7 @@ class DataType(enum.Enum):
         return 0 if self is DataType.BYTES else int(_TO_NUMPY[self].itemsize)
 
     @staticmethod
-    def from_numpy(dtype: np.dtype) -> "DataType":  # type: ignore[type-arg]
+    def from_numpy(dtype: np.dtype) -> "DataType":
         if dtype.kind in ("O", "S", "U"):
             return DataType.BYTES
         try:
@@ -62,7 +62,7 @@ class DataType(enum.Enum):
             raise InvalidArgumentError(f"ONNX type {onnx_type} is not supported") from None
 
 
-_TO_NUMPY: dict[DataType, np.dtype] = {  # type: ignore[type-arg]
+_TO_NUMPY: dict[DataType, np.dtype] = {
     DataType.BOOL: np.dtype(np.bool_),
     DataType.UINT8: np.dtype(np.uint8),
     DataType.UINT16: np.dtype(np.uint16),
@@ -107,7 +107,7 @@ class TensorSpec:
         return {"name": self.name, "datatype": self.datatype.value, "shape": list(self.shape)}
 
 
-def serialize_bytes_tensor(array: np.ndarray) -> bytes:  # type: ignore[type-arg]
+def serialize_bytes_tensor(array: np.ndarray) -> bytes:
     """KServe v2 BYTES encoding: per element, a 4-byte little-endian length, then the bytes."""
     parts: list[bytes] = []
     for item in array.reshape(-1):
@@ -117,7 +117,7 @@ def serialize_bytes_tensor(array: np.ndarray) -> bytes:  # type: ignore[type-arg
     return b"".join(parts)
 
 
-def deserialize_bytes_tensor(buf: bytes | memoryview, count: int | None = None) -> np.ndarray:  # type: ignore[type-arg]
+def deserialize_bytes_tensor(buf: bytes | memoryview, count: int | None = None) -> np.ndarray:
     """Inverse of serialize_bytes_tensor; `count` elements when known (checked)."""
     view = memoryview(buf)
     items: list[bytes] = []

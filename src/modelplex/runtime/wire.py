@@ -20,14 +20,14 @@ PREFIX = struct.Struct("<II")
 WireTensor = tuple[str, str, list[int], int]
 
 
-def tensor_bytes(array: np.ndarray) -> bytes | memoryview:  # type: ignore[type-arg]
+def tensor_bytes(array: np.ndarray) -> bytes | memoryview:
     """Raw bytes of an array for the wire (no copy for contiguous numeric arrays)."""
     if array.dtype == object or array.dtype.kind in ("S", "U"):
         return serialize_bytes_tensor(array)
-    return memoryview(np.ascontiguousarray(array)).cast("B")
+    return np.ascontiguousarray(array).data.cast("B")
 
 
-def encode(header: dict[str, Any], arrays: Sequence[tuple[str, np.ndarray]]) -> list[bytes | memoryview]:  # type: ignore[type-arg]
+def encode(header: dict[str, Any], arrays: Sequence[tuple[str, np.ndarray]]) -> list[bytes | memoryview]:
     """Frame a message; arrays are (name, array) and are described in header['tensors']."""
     bufs = [tensor_bytes(a) for _, a in arrays]
     header["tensors"] = [
@@ -39,9 +39,9 @@ def encode(header: dict[str, Any], arrays: Sequence[tuple[str, np.ndarray]]) -> 
     return [PREFIX.pack(len(head), total), head, *bufs]
 
 
-def decode_tensors(header: dict[str, Any], payload: bytes | bytearray | memoryview) -> list[tuple[str, np.ndarray]]:  # type: ignore[type-arg]
+def decode_tensors(header: dict[str, Any], payload: bytes | bytearray | memoryview) -> list[tuple[str, np.ndarray]]:
     """Arrays described by header['tensors'], as views into payload where possible."""
-    out: list[tuple[str, np.ndarray]] = []  # type: ignore[type-arg]
+    out: list[tuple[str, np.ndarray]] = []
     view = memoryview(payload)
     pos = 0
     for name, dtype_name, shape, nbytes in header.get("tensors", []):

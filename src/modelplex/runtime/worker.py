@@ -76,9 +76,10 @@ class _Loaded:
 
 
 def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: str) -> int:
-    from modelplex.runtime import wire
-
     import numpy as np
+    import orjson
+
+    from modelplex.runtime import wire
 
     t0 = time.perf_counter()
     loaded: dict[str, _Loaded] = {}
@@ -103,7 +104,7 @@ def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: s
         payload = _recv_exact(sock, payload_len) if payload_len else bytearray()
         if head is None or payload is None:
             return 0
-        header = wire.orjson.loads(head)
+        header = orjson.loads(head)
         op = header.get("op")
         if op == "stats":
             reply = {"op": "stats", "id": header.get("id"), "rss_mb": _rss_mb()}

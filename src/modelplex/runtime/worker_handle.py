@@ -17,7 +17,7 @@ from modelplex.core.devices import SliceSpec
 from modelplex.core.errors import InvalidArgumentError, UnavailableError
 from modelplex.runtime import wire
 
-Arrays = list[tuple[str, np.ndarray]]  # type: ignore[type-arg]
+Arrays = list[tuple[str, np.ndarray]]
 
 
 @dataclass(frozen=True)

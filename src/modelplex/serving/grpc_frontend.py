@@ -107,7 +107,7 @@ def encode_infer(resp: InferResponse) -> Any:
     return out
 
 
-class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
 
@@ -230,7 +230,7 @@ async def start_grpc(plane: DataPlane, host: str, port: int, max_message_bytes: 
             ("grpc.so_reuseport", 0),
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(plane), server)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(plane), server)  # type: ignore[no-untyped-call]
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise InvalidArgumentError(f"cannot bind gRPC to {host}:{port} (port in use?)")

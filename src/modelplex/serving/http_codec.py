@@ -51,7 +51,7 @@ def _count(shape: tuple[int, ...]) -> int:
     return n
 
 
-def _json_array(data: Any, dtype: DataType, shape: tuple[int, ...], name: str) -> np.ndarray:  # type: ignore[type-arg]
+def _json_array(data: Any, dtype: DataType, shape: tuple[int, ...], name: str) -> np.ndarray:
     count = _count(shape)
     if dtype is DataType.BYTES:
         flat = np.asarray(data, dtype=object).reshape(-1)
@@ -70,7 +70,7 @@ def _json_array(data: Any, dtype: DataType, shape: tuple[int, ...], name: str) -
     return arr.reshape(shape)
 
 
-def _binary_array(chunk: memoryview, dtype: DataType, shape: tuple[int, ...], name: str) -> np.ndarray:  # type: ignore[type-arg]
+def _binary_array(chunk: memoryview, dtype: DataType, shape: tuple[int, ...], name: str) -> np.ndarray:
     count = _count(shape)
     if dtype is DataType.BYTES:
         return deserialize_bytes_tensor(chunk, count).reshape(shape)
@@ -152,7 +152,7 @@ def decode_request(model: str, version: str | None, body: bytes, header_length: 
     return InferRequest(model, version, inputs, outputs, None if req_id is None else str(req_id), params)
 
 
-def _json_data(array: np.ndarray, dtype: DataType) -> Any:  # type: ignore[type-arg]
+def _json_data(array: np.ndarray, dtype: DataType) -> Any:
     if dtype is DataType.BYTES:
         return [b.decode("utf-8", "replace") if isinstance(b, bytes) else str(b) for b in array.reshape(-1)]
     if dtype is DataType.FP16:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, MutableMapping
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -50,7 +50,7 @@ def _guard(fn: Handler) -> Handler:
 
 ASGIScope = dict[str, Any]
 ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
-ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
+ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _MODELS_PREFIX = "/v2/models/"
 _INFER_SUFFIX = "/infer"
 _TASKS_PREFIX = "/v2/tasks/"

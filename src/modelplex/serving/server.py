@@ -96,7 +96,7 @@ async def serve(options: ServerOptions) -> int:
         print(f"modelplex: try   curl {base}/v2/models/{name}", flush=True)
         print(f"modelplex:       curl {base}/v2/repository/index -X POST", flush=True)
     try:
-        await server._serve()  # type: ignore[attr-defined]
+        await server._serve()
     finally:
         print("modelplex: shutting down", file=sys.stderr, flush=True)
         if driver is not None:

@@ -266,7 +266,7 @@ class SliceRunner:
 
     # ---- helpers -------------------------------------------------------------------------
     @staticmethod
-    def _gather_inputs(book: ModelBook, reqs: list[QueuedRequest[Pending]]) -> list[tuple[str, np.ndarray]]:  # type: ignore[type-arg]
+    def _gather_inputs(book: ModelBook, reqs: list[QueuedRequest[Pending]]) -> list[tuple[str, np.ndarray]]:
         first = reqs[0].payload.request
         if len(reqs) == 1:
             return [(i.name, i.array) for i in first.inputs]
@@ -287,7 +287,7 @@ class SliceRunner:
         self,
         book: ModelBook,
         reqs: list[QueuedRequest[Pending]],
-        outputs: list[tuple[str, np.ndarray]],  # type: ignore[type-arg]
+        outputs: list[tuple[str, np.ndarray]],
         phases_s: tuple[float, float, float],
         started: float,
         done: float,

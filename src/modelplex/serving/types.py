@@ -17,7 +17,7 @@ class InferInput:
     name: str  # input name
     datatype: DataType  # declared element type
     shape: tuple[int, ...]  # declared shape (batch axis first for batched models)
-    array: np.ndarray  # type: ignore[type-arg]  # data, already of `shape` and the datatype's dtype
+    array: np.ndarray  # data, already of `shape` and the datatype's dtype
 
 
 @dataclass
@@ -47,7 +47,7 @@ class InferOutput:
     name: str  # output name
     datatype: DataType  # element type
     shape: tuple[int, ...]  # shape of array
-    array: np.ndarray  # type: ignore[type-arg]  # the data
+    array: np.ndarray  # the data
 
 
 @dataclass
