@@ -29,8 +29,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             expected.append((name.strip(), float(rate)))
         except ValueError:
             raise ModelplexError(f"--expected-rates wants model=rate pairs like cnn=50,mlp=100, got {item!r}") from None
-    if args.policy is None and (args.profiles or expected):
-        raise ModelplexError("--profiles and --expected-rates need --policy")
+    if args.policy is None and (args.profiles or expected or args.gpus):
+        raise ModelplexError("--profiles, --expected-rates and --gpus need --policy (a plan decides the slices)")
     options = ServerOptions(
         repository=repo,
         host=args.host,
@@ -43,6 +43,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         profiles_path=Path(args.profiles) if args.profiles else None,
         expected_rps=tuple(expected),
         replanning=not args.no_replan,
+        gpus=args.gpus,
     )
     return run(options)
 
@@ -168,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profiles", default=None, help="profiles JSON (modelplex profile --out); default: the registry's")
     p.add_argument("--expected-rates", default=None, help="rates for the first plan, e.g. cnn=50,mlp=100 (req/s)")
     p.add_argument("--no-replan", action="store_true", help="keep the first plan whatever the traffic")
+    p.add_argument("--gpus", action="store_true",
+                   help="plan onto this host's GPUs cut into MPS shares (starts an MPS daemon; ONNX Runtime CUDA provider)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("status", help="show a running server's plan, slices and SLO attainment")

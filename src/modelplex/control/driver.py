@@ -41,12 +41,13 @@ class PlanDriver:
     config: ControllerConfig = field(default_factory=ControllerConfig)  # re-planning thresholds
     expected_rps: dict[str, float] = field(default_factory=dict)  # rates for the first plan
     replanning: bool = True  # False: keep the initial plan
+    devices: list[DeviceSpec] = field(default_factory=list)  # what to plan on (default: this host's CPU)
     log: list[AppliedPlan] = field(default_factory=list)  # what was applied, in order
     controller: Controller = field(init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        devices = [DeviceSpec("cpu0", DeviceKind.CPU, len(self.plane.cpus))]
+        devices = self.devices or [DeviceSpec("cpu0", DeviceKind.CPU, len(self.plane.cpus))]
         slo_ms: dict[str, float] = {}
         for name, book in self.plane.books.items():
             slo = book.config.batching.slo_ms

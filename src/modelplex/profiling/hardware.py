@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
+
+from modelplex.runtime.gpu import gpu_names
 
 
 @dataclass(frozen=True)
@@ -46,20 +46,5 @@ def available_cpus() -> tuple[int, ...]:
     return tuple(range(os.cpu_count() or 1))
 
 
-def gpu_names(timeout_s: float = 10.0) -> tuple[str, ...]:
-    """GPU names from nvidia-smi; empty when it is missing or fails (no GPU is not an error)."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return ()
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=timeout_s, check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ()
-    return tuple(line.strip() for line in out.splitlines() if line.strip())
-
-
 def detect_host() -> HostInfo:
-    return HostInfo(cpu_model=cpu_model_name(), cpus=available_cpus(), gpu_names=gpu_names())
+    return HostInfo(cpu_model=cpu_model_name(), cpus=available_cpus(), gpu_names=tuple(gpu_names()))

@@ -43,6 +43,7 @@ class WorkerHandle:
         threads: int = 0,
         provider: str = "cpu",
         on_exit: Callable[["WorkerHandle", int | None], None] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.label = label  # e.g. "cnn/1#0", for messages
         self.models = {"model": models} if isinstance(models, str) else dict(models)
@@ -50,6 +51,7 @@ class WorkerHandle:
         self.threads = threads or max(1, len(slice_spec.cpus) or 1)
         self.provider = provider
         self._on_exit = on_exit
+        self.extra_env = dict(env or {})  # e.g. the MPS share of a GPU slice
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -66,7 +68,7 @@ class WorkerHandle:
 
     async def start(self, timeout_s: float = 120.0) -> WorkerInfo:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", OMP_NUM_THREADS=str(self.threads))
+        env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", OMP_NUM_THREADS=str(self.threads), **self.extra_env)
         cmd = [
             sys.executable, "-m", "modelplex.runtime.worker",
             "--fd", str(child.fileno()),

@@ -17,6 +17,7 @@ from modelplex.core.model import ModelConfig
 from modelplex.core.plan import Plan
 from modelplex.repository.config import to_triton_json
 from modelplex.repository.store import ModelState, Registry, load_model_config, scan_repository
+from modelplex.runtime.gpu import MpsDaemon
 from modelplex.runtime.slices import divide
 from modelplex.serving.batching import QueuedRequest
 from modelplex.serving.router import ModelRouter
@@ -54,6 +55,7 @@ class DataPlane:
         self._locks: dict[str, asyncio.Lock] = {}
         self._slice_seq = 0
         self.plan: Plan | None = None  # the plan being served, when serving under one
+        self.mps: MpsDaemon | None = None  # the MPS daemon, when plans cut GPUs into shares
         self._plan_lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()  # old slices draining after a switch
         self.on_arrival: Callable[[str, float], None] | None = None  # rate observer (controller)
@@ -101,23 +103,27 @@ class DataPlane:
             if unknown:
                 raise InvalidArgumentError(f"plan names model(s) this server does not have: {', '.join(unknown)}")
             for sp in plan.slices:
+                gpu = sp.slice.device_id.startswith("gpu")
+                if gpu and self.mps is None:
+                    raise InvalidArgumentError(f"plan slice {sp.slice_id} is a GPU share; start the server with --gpus")
                 if any(c >= len(self.cpus) or c < 0 for c in sp.slice.cpus):
                     raise InvalidArgumentError(
                         f"plan slice {sp.slice_id} uses cores {list(sp.slice.cpus)}, this server has {len(self.cpus)}"
                     )
                 # the plan numbers cores 0..N-1 of its device; map them onto --cpus
-                cpus = tuple(self.cpus[c] for c in sp.slice.cpus) or tuple(self.cpus)
+                cpus = () if gpu else tuple(self.cpus[c] for c in sp.slice.cpus) or tuple(self.cpus)
                 batches = {a.model: a.batch for a in sp.assignments if a.model in self.books}
                 names = [a.model for a in sp.assignments if a.model in self.books]
                 if not names:
                     continue
-                runner = by_signature.pop(_signature(cpus, names, batches), None)
+                runner = None if gpu else by_signature.pop(_signature(cpus, names, batches), None)
                 if runner is not None and runner.ready:
                     keep[runner.slice_id] = runner
                 else:
-                    spec = SliceSpec(sp.slice.device_id, len(cpus), cpus)
+                    spec = sp.slice if gpu else SliceSpec(sp.slice.device_id, len(cpus), cpus)
                     runner = SliceRunner(
-                        self._slice_id(spec), spec, [self.books[n] for n in names], batches, sp.duty_cycle_ms, self.provider
+                        self._slice_id(spec), spec, [self.books[n] for n in names], batches, sp.duty_cycle_ms,
+                        self.provider, self.mps,
                     )
                     fresh.append(runner)
                 for a in sp.assignments:

@@ -12,9 +12,11 @@ import uvicorn
 
 from modelplex.control.controller import ControllerConfig
 from modelplex.control.driver import PlanDriver
+from modelplex.core.devices import DeviceSpec
 from modelplex.core.errors import InvalidArgumentError
 from modelplex.core.profile import Profile
 from modelplex.repository.store import Registry
+from modelplex.runtime.gpu import MpsDaemon, gpu_devices, gpu_names
 from modelplex.serving.dataplane import DataPlane
 from modelplex.serving.http_frontend import DEFAULT_MAX_BODY_BYTES, build_app
 
@@ -35,6 +37,7 @@ class ServerOptions:
     expected_rps: tuple[tuple[str, float], ...] = ()  # rates the first plan is made for
     replanning: bool = True  # re-plan as arrival rates move
     controller: ControllerConfig = ControllerConfig()  # re-planning thresholds
+    gpus: bool = False  # plan onto this host's GPUs cut into MPS shares (needs --policy)
 
 
 async def serve(options: ServerOptions) -> int:
@@ -42,13 +45,24 @@ async def serve(options: ServerOptions) -> int:
     plane = DataPlane(options.repository, list(options.cpus), registry)
     print(f"modelplex: loading models from {options.repository} on cores {list(options.cpus)} ...", flush=True)
     driver: PlanDriver | None = None
+    devices: list[DeviceSpec] = []
+    if options.gpus:
+        names_gpu = gpu_names()
+        if not names_gpu:
+            raise InvalidArgumentError("--gpus: no GPU found (nvidia-smi lists none)")
+        state = options.state_dir or Path("state")
+        plane.mps = MpsDaemon(state / "mps" / "pipe", state / "mps" / "log")
+        plane.mps.ensure_running()
+        devices = gpu_devices(names_gpu)
+        print(f"modelplex: GPUs {', '.join(names_gpu)} cut into MPS shares (daemon pipes in {plane.mps.pipe_dir})", flush=True)
     if options.policy is None:
         await plane.start()
     else:
         names = await plane.load_books()
-        profiles = load_profiles(names, options.profiles_path, options.state_dir, len(options.cpus))
+        kind = "gpu-mps" if options.gpus else "cpu"
+        profiles = load_profiles(names, options.profiles_path, options.state_dir, kind)
         driver = PlanDriver(
-            plane, options.policy, profiles, options.controller, dict(options.expected_rps), options.replanning
+            plane, options.policy, profiles, options.controller, dict(options.expected_rps), options.replanning, devices=devices
         )
         print(f"modelplex: planning with policy {options.policy} ...", flush=True)
         await driver.start()
@@ -103,15 +117,18 @@ async def serve(options: ServerOptions) -> int:
             await driver.stop()
         if modelless is not None:
             await modelless.stop()
+        if plane.mps is not None:
+            plane.mps.stop()
         if grpc_server is not None:
             await grpc_server.stop(grace=1.0)
         await plane.stop()
     return 0
 
 
-def load_profiles(models: list[str], path: Path | None, state_dir: Path | None, cores: int) -> list[Profile]:
-    """Profiles of `models`: from a `modelplex profile --out` file, else measured on this host
-    and kept in the registry. Every model needs one: the planner cannot place a model blind."""
+def load_profiles(models: list[str], path: Path | None, state_dir: Path | None, kind: str = "cpu") -> list[Profile]:
+    """Profiles of `models` on devices of `kind`: from a `modelplex profile --out` file, else
+    measured on this host and kept in the registry. Every model needs one: the planner cannot
+    place a model blind."""
     from modelplex.profiling.hardware import detect_host
     from modelplex.profiling.storage import ProfileStore, read_export
 
@@ -119,18 +136,19 @@ def load_profiles(models: list[str], path: Path | None, state_dir: Path | None, 
     if path is not None:
         if not path.is_file():
             raise InvalidArgumentError(f"profiles file {path} does not exist")
-        found = {p.model: p for p in read_export(path) if p.device_kind == "cpu"}
+        found = {p.model: p for p in read_export(path) if p.device_kind == kind}
     elif state_dir is not None:
         store = ProfileStore(Registry(state_dir))
-        signature = detect_host().cpu_signature
+        host = detect_host()
+        signature = host.cpu_signature if kind == "cpu" else host.gpu_signature()
         for m in models:
-            p = store.get(m, signature, "cpu")
+            p = store.get(m, signature, kind)
             if p is not None:
                 found[m] = p
     missing = [m for m in models if m not in found]
     if missing:
         raise InvalidArgumentError(
-            f"no CPU profile for model(s) {', '.join(missing)}: run `modelplex profile --repository ...` first "
+            f"no {kind} profile for model(s) {', '.join(missing)}: run `modelplex profile --repository ...` first "
             "or pass --profiles FILE"
         )
     return [found[m] for m in models]

@@ -19,6 +19,7 @@ from modelplex.core.errors import DeadlineError, InvalidArgumentError, Modelplex
 from modelplex.control.attainment import AttainmentWindow
 from modelplex.core.model import ModelConfig
 from modelplex.planning.dutycycle import DutyCycleScheduler
+from modelplex.runtime.gpu import MpsDaemon, worker_env
 from modelplex.runtime.worker_handle import WorkerHandle
 from modelplex.serving.batching import NO_DEADLINE, Admission, Batch, BatchPolicyConfig, BatchQueue, QueuedRequest
 from modelplex.serving.stats import BatchTimes, Metrics, ModelStats
@@ -94,11 +95,13 @@ class SliceRunner:
         batch_sizes: dict[str, int] | None = None,
         duty_cycle_ms: float = 0.0,
         provider: str = "cpu",
+        mps: MpsDaemon | None = None,
     ) -> None:
         self.slice_id = slice_id
         self.slice = slice_spec
         self.books = {b.config.model.name: b for b in books}
-        self.provider = provider
+        self.provider = "cuda" if slice_spec.device_id.startswith("gpu") else provider
+        self.env = worker_env(slice_spec, mps)  # a GPU slice's MPS share; empty on a CPU slice
         self.queues: dict[str, BatchQueue[Pending]] = {}
         for b in books:
             cfg = b.config.batching
@@ -343,6 +346,7 @@ class SliceRunner:
             self.slice,
             provider=self.provider,
             on_exit=self._on_worker_exit,
+            env=self.env,
         )
 
     def _on_worker_exit(self, handle: WorkerHandle, code: int | None) -> None:
