@@ -44,6 +44,8 @@ from modelplex.repository.examples import example_inputs, write_examples  # noqa
 from modelplex.repository.store import load_model_config  # noqa: E402
 from modelplex.sim.arrivals import TraceSpec, generate  # noqa: E402
 from modelplex.sim.engine import SimConfig, simulate  # noqa: E402
+from modelplex.sim.replanning import simulate_replanning  # noqa: E402
+from modelplex.control.controller import Controller, ControllerConfig  # noqa: E402
 
 WARMUP_S = 1.0
 MIN_REQUESTS = 1000  # per measured rate
@@ -170,7 +172,16 @@ def step_experiment(repo: Path, profiles_path: Path, state: Path, models: list[s
     ready_s = reaction["at_trace_s"] + reaction["plan_s"] + reaction["switch_s"] if reaction else None
     after_ready = live_summary(res, models, slo_ms, ready_s + 2.0, 25.0) if ready_s is not None else None
     total = live_summary(res, models, slo_ms, 0.0, 25.0)
+    # the simulator's prediction: the same controller, policy, profiles and trace
+    profiles = [p for p in read_export(profiles_path) if p.model in mix]
+    ctl = Controller(slo_ms, lambda d: make_plan(d, profiles, [CPU], policy="elastic"), ControllerConfig())
+    expected_rps = {m: low_rps * mix[m] / sum(mix.values()) for m in models}
+    sim = simulate_replanning(ctl, profiles, (times, idx), 25.0, expected_rps, SimConfig(seed=seed), apply_delay_s=0.2)
+    sim_after = [t for t, _ in sim.replans if t >= 10.0]
     return {"low_rps": low_rps, "high_rps": 3 * low_rps, "replans": replans, "timeline": timeline,
+            "sim_attainment": sim.result.total.attainment, "sim_replans": len(sim.replans),
+            "sim_reaction_s": (sim_after[0] - 10.0) if sim_after else None,
+            "live_attainment": total["attainment"],
             "lost": total["lost"], "rejected": total["rejected"], "requests": total["requests"],
             "step_plan_ready_s": ready_s, "reaction_s": None if ready_s is None else ready_s - 10.0,
             "attainment_from_ready_plus_2s": None if after_ready is None else after_ready["attainment"],
@@ -244,6 +255,8 @@ def main() -> int:
               f"{s['rejected']} rejected; {len(s['replans'])} re-plans; the reacting plan was serving {s['reaction_s']:.2f} s "
               f"after the step; SLO attainment before the step {s['attainment_before_step']:.2%}, from 2 s after the "
               f"new plan to the end {s['attainment_from_ready_plus_2s']:.2%}")
+        print(f"  whole run: live {s['live_attainment']:.2%} within SLO; simulator with the same controller "
+              f"{s['sim_attainment']:.2%} ({s['sim_replans']} plans, reacting {s['sim_reaction_s']} s after the step)")
         for p in s["timeline"]:
             print(f"  t={p['t_s']:4.0f}s {p['requests']:4d} req {p['attainment']:8.2%} p99 {p['p99_ms']:6.1f} ms")
     return 0

@@ -8,6 +8,7 @@ shared/reference/gpulet.md, re-planning at run time) and are configurable."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ class ControllerConfig:
     low_rate_rps: float = 125.0  # where the larger headroom stops
     min_interval_s: float = 2.0  # least time between two re-plans (lets the last one settle)
     min_rate_rps: float = 0.5  # a model is planned for at least this rate
+    noise_z: float = 3.0  # a move must also exceed this many standard errors of the Poisson estimate
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,13 @@ class Controller:
         factor = c.headroom_low if smoothed_rps < c.low_rate_rps else c.headroom
         return max(c.min_rate_rps, smoothed_rps * factor)
 
+    def noise_rps(self, rate_rps: float) -> float:
+        """noise_z standard errors of the smoothed rate of a Poisson stream: an EWMA of weight
+        alpha over intervals of sample_s averages about sample_s (2 - alpha) / alpha seconds."""
+        c = self.config
+        window_s = c.sample_s * (2 - c.alpha) / c.alpha
+        return c.noise_z * math.sqrt(max(rate_rps, c.min_rate_rps) / window_s)
+
     def initial(self, expected_rps: dict[str, float], now: float) -> Replan:
         """The first plan, for rates the operator expects (or the minimum)."""
         return self._decide({m: self.target_rate(expected_rps.get(m, 0.0)) for m in self.slo_ms}, "initial plan", now)
@@ -85,7 +94,8 @@ class Controller:
                 continue  # no interval measured yet: nothing to compare
             want = self.target_rate(smoothed[model])
             have = self.planned_for.get(model, 0.0)
-            if have <= 0 or want > have * (1 + self.config.rise_frac) or want < have * (1 - self.config.fall_frac):
+            beyond = want > have * (1 + self.config.rise_frac) or want < have * (1 - self.config.fall_frac)
+            if have <= 0 or (beyond and abs(want - have) > self.noise_rps(smoothed[model]) * want / max(smoothed[model], 1e-9)):
                 moved.append(f"{model} {have:.1f}->{want:.1f} req/s")
         if not moved:
             return None

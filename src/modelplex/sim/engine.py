@@ -142,6 +142,11 @@ class Simulator:
         return [self.plan.served_rate_rps(m) for m in self.models]
 
     def run(self, trace: Trace, duration_s: float) -> SimResult:
+        status, latency, events = self.run_raw(trace)
+        return self._summarise(trace[0], trace[1], status, latency, duration_s, events)
+
+    def run_raw(self, trace: Trace) -> tuple[np.ndarray, np.ndarray, int]:
+        """Per arrival its outcome code and latency (seconds), and the events processed."""
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         times, midx = trace
@@ -252,7 +257,7 @@ class Simulator:
         for ln in lanes:  # anything left is dropped (should not happen: queues drain)
             for r in ln.queue.drain():
                 st[r.payload] = EXPIRED
-        return self._summarise(times, midx, status, latency, duration_s, events)
+        return status, latency, events
 
     def _summarise(self, times: np.ndarray, midx: np.ndarray, status: np.ndarray, latency: np.ndarray, duration_s: float, events: int) -> SimResult:
         warm = self.config.warmup_s
