@@ -12,7 +12,6 @@ from modelplex.core.errors import InvalidArgumentError, PayloadTooLargeError
 from modelplex.core.tensors import DataType, deserialize_bytes_tensor, serialize_bytes_tensor
 from modelplex.serving.types import InferInput, InferRequest, InferResponse, RequestedOutput
 
-HEADER_LENGTH = "inference-header-content-length"
 
 
 def decompress(body: bytes, encoding: str, limit_bytes: int) -> bytes:
