@@ -19,6 +19,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from modelplex.control.autoscale import (
@@ -196,8 +197,6 @@ class ModelLess:
             self.deployments[name] = Deployment(name, 1, max(1, batch), 1)
 
     def _config(self, v: Variant) -> ModelConfig:
-        from pathlib import Path
-
         path = Path(v.path)
         return build_model_config(
             ModelId(v.name, "1"), path, inspect_onnx(path), None,
