@@ -156,3 +156,18 @@ def test_grpc_task_query(ml_server: RunningServer) -> None:
     assert response.model_name == "cnn"
     assert response.parameters["variant"].string_param == "cnn:int8-static"
     assert result.as_numpy("output").shape == (1, 10)
+
+
+def test_query_cli(ml_server: RunningServer, tmp_path: Path) -> None:
+    import subprocess
+
+    data = tmp_path / "x.npz"
+    np.savez(data, input=CNN_X)
+    base = [sys.executable, "-m", "modelplex.cli", "query", "--url", f"http://{ml_server.http_url}", "--input", str(data)]
+    ok = subprocess.run([*base, "--task", "image-classification", "--latency-ms", "50", "--min-accuracy", "0.9"],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "cnn:int8-static" in ok.stdout and "top-1" in ok.stdout
+    bad = subprocess.run([*base, "--task", "digits", "--latency-ms", "50", "--min-accuracy", "0.9999"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "accuracy" in bad.stderr
