@@ -118,3 +118,42 @@ def test_kill_worker_under_load(server: Any) -> None:
     status, _, _ = infer_slow(server)
     assert status == 200
     assert _slow_slice(server)["restarts"] >= 1
+
+
+def test_worker_that_cannot_restart_answers_everything(tmp_path: Any) -> None:
+    """A worker that dies and cannot come back (its model file is gone): queued requests and new
+    ones get a 503 naming the cause, nothing hangs; once the file is back it recovers."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "support"))
+    import models as test_models
+    from server import start_server
+
+    repo = tmp_path / "repo"
+    test_models.slow_conv(repo / "slow" / "1" / "model.onnx")
+    test_models.add_config_yaml(repo / "slow", "max_batch_size: 1\n")
+    srv = start_server(repo, tmp_path / "state")
+    try:
+        pid = _slow_slice(srv)["worker"]["pid"]
+        model_file = repo / "slow" / "1" / "model.onnx"
+        shutil.move(str(model_file), str(tmp_path / "saved.onnx"))
+        with cf.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(infer_slow, srv) for _ in range(8)]
+            time.sleep(0.05)
+            os.kill(pid, signal.SIGKILL)
+            results = [f.result(timeout=60) for f in futures]
+        assert {r[0] for r in results} <= {200, 503}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not _slow_slice(srv)["failing"]:
+            time.sleep(0.1)
+        status, doc, _ = infer_slow(srv)
+        assert status == 503 and "cannot be restarted" in doc["error"]
+        shutil.move(str(tmp_path / "saved.onnx"), str(model_file))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _slow_slice(srv)["failing"]:
+            time.sleep(0.2)
+        assert infer_slow(srv)[0] == 200
+    finally:
+        srv.stop()

@@ -295,8 +295,10 @@ class DataPlane:
             raise UnavailableError(f"model {request.model} is not placed by the current plan")
         admission = route.route(queued, now)
         if not admission.admitted:
-            book.rejected(deadline=True, now=now)
-            raise DeadlineError(f"model {request.model}: {admission.reason}")
+            late = admission.reason.startswith("deadline")
+            book.rejected(deadline=late, now=now)
+            message = f"model {request.model}: {admission.reason}"
+            raise DeadlineError(message) if late else UnavailableError(message)
         return await future
 
     # ---- metadata ------------------------------------------------------------------------

@@ -124,6 +124,7 @@ class SliceRunner:
         self._closing = False
         self._restart_task: asyncio.Task[None] | None = None
         self.restart_count = 0
+        self.failing: str | None = None  # why the last restart failed, while the worker is down
         self.busy_s = 0.0  # compute time spent, for utilisation
         self.started_at = time.monotonic()
         self._recent: deque[tuple[float, float]] = deque()  # (end, seconds busy) of recent batches
@@ -170,6 +171,8 @@ class SliceRunner:
     def submit(self, model: str, queued: QueuedRequest[Pending], now: float) -> Admission:
         if self._closing:
             return Admission(False, f"slice {self.slice_id} is stopping")
+        if self.failing is not None:
+            return Admission(False, f"the worker of slice {self.slice_id} cannot be restarted: {self.failing}")
         admission = self.queues[model].submit(queued, now)
         if admission.admitted:
             self.pump()
@@ -365,6 +368,13 @@ class SliceRunner:
                 await fresh.start()
             except ModelplexError as exc:
                 print(f"modelplex: restart of slice {self.slice_id} failed: {exc}", file=sys.stderr)
+                if self.failing is None:
+                    # nothing may wait on a worker that does not come back: answer what is queued
+                    self.failing = exc.message
+                    for name, q in self.queues.items():
+                        for req in q.drain():
+                            self._fail(name, req, UnavailableError(
+                                f"model {name}: the worker of slice {self.slice_id} cannot be restarted: {exc.message}"))
                 delay_s = min(5.0, delay_s * 2 or 0.2)
                 continue
             if self._closing:
@@ -372,6 +382,7 @@ class SliceRunner:
                 return
             self.worker = fresh
             self.restart_count += 1
+            self.failing = None
             self.pump()
             return
 
@@ -396,6 +407,7 @@ class SliceRunner:
             "worker": {"pid": w.pid if w else None, "alive": bool(w and w.alive), "rss_mb": _rss_mb(w.pid if w else None)},
             "queued_rows": {name: q.queued_rows for name, q in self.queues.items()},
             "restarts": self.restart_count,
+            "failing": self.failing,
             "utilisation": round(min(1.0, self.busy_s / uptime_s), 4),
         }
 
