@@ -95,7 +95,6 @@ class DataPlane:
         Slices identical to running ones are kept. Returns seconds until routing switched."""
         t0 = time.monotonic()
         async with self._plan_lock:
-            keep: dict[str, SliceRunner] = {}
             by_signature = {_signature(r.slice.cpus, r.names, r.batch_sizes): r for r in self.slices.values()}
             fresh: list[SliceRunner] = []
             placed: dict[str, list[tuple[SliceRunner, float]]] = {}
@@ -117,9 +116,7 @@ class DataPlane:
                 if not names:
                     continue
                 runner = None if gpu else by_signature.pop(_signature(cpus, names, batches), None)
-                if runner is not None and runner.ready:
-                    keep[runner.slice_id] = runner
-                else:
+                if runner is None or not runner.ready:  # else: an identical running slice is kept
                     spec = sp.slice if gpu else SliceSpec(sp.slice.device_id, len(cpus), cpus)
                     runner = SliceRunner(
                         self._slice_id(spec), spec, [self.books[n] for n in names], batches, sp.duty_cycle_ms,
@@ -135,10 +132,13 @@ class DataPlane:
                 await asyncio.gather(*(r.stop("plan not applied") for r in fresh), return_exceptions=True)
                 err = errors[0]
                 raise err if isinstance(err, ModelplexError) else UnavailableError(f"cannot apply plan: {err}")
-            # the switch: one synchronous step, so every request sees either the old or new routes
-            # Under a plan, a model the plan does not place is not served (its requests get 503
-            # naming the plan); on a server that had no plan yet, such models keep their slices.
-            routes = dict(self.routes) if self.plan is None else {}
+            # The switch: one synchronous step, so every request sees either the old or new routes.
+            # Under a plan, a repository model the plan does not place is not served (its requests
+            # get 503 naming the plan); on a server that had no plan yet, such models keep their
+            # slices; variants loaded for model-less queries always keep theirs.
+            routes = {
+                m: r for m, r in self.routes.items() if self.plan is None or m not in self.repository_names
+            }
             for model, entries in placed.items():
                 routes[model] = ModelRouter(model, entries)
             new_slices = {r.slice_id: r for route in routes.values() for r in route.runners}
