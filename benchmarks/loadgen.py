@@ -1,4 +1,4 @@
-"""KServe v2 load generators: closed loop (N in flight) and open loop (seeded Poisson arrivals).
+"""KServe v2 load generators: closed loop (N in flight) and open loop (a seeded, pre-generated trace).
 
 Clients are as cheap as possible so that, on a small machine, the measurement is of the server:
 HTTP requests are pre-encoded bytes on keep-alive connections parsed by httptools; gRPC calls
@@ -8,7 +8,6 @@ send pre-serialized ModelInferRequest bytes through a generic stub.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import os
 import time
 from dataclasses import dataclass, field
@@ -68,11 +67,8 @@ def infer_body_binary(name: str, array: np.ndarray, datatype: str = "FP32") -> t
     return head + raw, len(head)
 
 
-def http_request(host: str, port: int, path: str, body: bytes, header_len: int | None = None, gzip_body: bool = False) -> bytes:
+def http_request(host: str, port: int, path: str, body: bytes, header_len: int | None = None) -> bytes:
     headers = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/octet-stream"]
-    if gzip_body:
-        body = gzip.compress(body)
-        headers.append("Content-Encoding: gzip")
     if header_len is not None:
         headers.append(f"Inference-Header-Content-Length: {header_len}")
     headers.append(f"Content-Length: {len(body)}")
@@ -115,13 +111,12 @@ class _HttpConn(asyncio.Protocol):
 
 
 async def http_callers(host: str, port: int, raw: bytes, n: int) -> list[Call]:
-    loop = asyncio.get_running_loop()
+    """n keep-alive connections sending `raw`; each call is True when answered 200."""
     calls: list[Call] = []
-    for _ in range(n):
-        _, conn = await loop.create_connection(_HttpConn, host, port)
+    for sc in await status_callers(host, port, raw, n):
 
-        async def call(conn: _HttpConn = conn) -> bool:
-            return await conn.send(raw) == 200
+        async def call(sc: StatusCall = sc) -> bool:
+            return await sc.status() == 200
 
         calls.append(call)
     return calls
@@ -178,44 +173,6 @@ async def closed_loop(calls: list[Call], duration_s: float, warmup_s: float = 1.
                     result.errors += 1
 
     await asyncio.gather(*(worker(c) for c in calls))
-    result.duration_s = duration_s
-    return result
-
-
-async def open_loop(calls: list[Call], rate_rps: float, duration_s: float, seed: int = 0, warmup_s: float = 1.0) -> Result:
-    """Poisson arrivals at rate_rps (seeded); a request waits for a free connection if needed,
-    and its latency counts from its scheduled arrival."""
-    rng = np.random.default_rng(seed)
-    total_s = warmup_s + duration_s
-    n = int(rate_rps * total_s * 1.5) + 10
-    arrivals = np.cumsum(rng.exponential(1.0 / rate_rps, n))
-    arrivals = arrivals[arrivals < total_s]
-    free: asyncio.Queue[Call] = asyncio.Queue()
-    for c in calls:
-        free.put_nowait(c)
-    result = Result()
-    start = time.perf_counter()
-
-    async def one(t_sched: float) -> None:
-        call = await free.get()
-        try:
-            ok = await call()
-        except ConnectionError:
-            ok = False
-        free.put_nowait(call)
-        if t_sched >= warmup_s:
-            if ok:
-                result.latencies_s.append(time.perf_counter() - start - t_sched)
-            else:
-                result.errors += 1
-
-    tasks = []
-    for t in arrivals:
-        delay = start + t - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(float(t))))
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=duration_s + 30)
     result.duration_s = duration_s
     return result
 

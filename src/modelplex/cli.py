@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
@@ -48,17 +48,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return run(options)
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
+def _server_json(url: str, body: bytes | None = None, timeout_s: float = 60.0) -> Any:
+    """GET (or POST `body` to) a modelplex server; its errors become one readable line."""
     import json
     import urllib.error
     import urllib.request
 
-    url = args.url.rstrip("/") + "/v2/plan"
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET", headers=headers)
     try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            doc = json.loads(r.read())
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        raise ModelplexError(f"request refused ({exc.code}): {message}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise ModelplexError(f"cannot reach a modelplex server at {args.url}: {exc}") from None
+        raise ModelplexError(f"cannot reach a modelplex server at {url}: {exc}") from None
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    doc = _server_json(args.url.rstrip("/") + "/v2/plan", timeout_s=10.0)
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
@@ -71,8 +85,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_query(args: argparse.Namespace) -> int:
     """A model-less query: the task, a latency target and an accuracy floor; prints who served it."""
     import json
-    import urllib.error
-    import urllib.request
 
     import numpy as np
 
@@ -99,19 +111,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if args.min_accuracy is not None:
         params["min_accuracy"] = args.min_accuracy
     body = json.dumps({"inputs": inputs, "parameters": params}).encode()
-    url = f"{args.url.rstrip('/')}/v2/tasks/{args.task}/infer"
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            doc = json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
-            message = exc.reason
-        raise ModelplexError(f"query refused ({exc.code}): {message}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise ModelplexError(f"cannot reach a modelplex server at {args.url}: {exc}") from None
+    doc = _server_json(f"{args.url.rstrip('/')}/v2/tasks/{args.task}/infer", body)
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0

@@ -9,8 +9,6 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -91,27 +89,17 @@ def planned_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
     srv.stop()
 
 
-def _get(srv: RunningServer, path: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://{srv.http_url}{path}", timeout=30) as r:
-        return json.loads(r.read())  # type: ignore[no-any-return]
-
-
 def _post_plan(srv: RunningServer, plan: Plan) -> dict[str, Any]:
-    req = urllib.request.Request(f"http://{srv.http_url}/v2/plan", data=json.dumps(plan.to_json()).encode(), method="POST")
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read())  # type: ignore[no-any-return]
+    status, doc = srv.post_json("/v2/plan", json.dumps(plan.to_json()).encode())
+    assert status == 200, doc
+    return doc
 
 
 def _infer(srv: RunningServer, model: str) -> int:
     shape = [1, 64] if model == "mlp" else [1, 3, 32, 32]
     body = json.dumps({"inputs": [{"name": "input", "shape": shape, "datatype": "FP32", "data": np.zeros(shape).ravel().tolist()}]})
-    req = urllib.request.Request(f"http://{srv.http_url}/v2/models/{model}/infer", data=body.encode(), method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            r.read()
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
+    status, _ = srv.request(f"/v2/models/{model}/infer", body.encode())
+    return status
 
 
 def _worker_pids(srv: RunningServer) -> set[int]:
@@ -132,7 +120,7 @@ def _wait_for(cond: Any, timeout_s: float = 20.0) -> None:
 
 
 def _agrees(srv: RunningServer, plan: Plan) -> None:
-    doc = _get(srv, "/v2/plan")
+    doc = srv.get_json("/v2/plan")
     assert doc["plan"]["policy"] == plan.policy
     want = sorted((tuple(s.slice.cpus), tuple(a.model for a in s.assignments)) for s in plan.slices)
     got = sorted((tuple(s["cpus"]), tuple(s["models"])) for s in doc["slices"])
@@ -143,7 +131,7 @@ def _agrees(srv: RunningServer, plan: Plan) -> None:
 
 
 def test_initial_plan_is_served_and_status_agrees(planned_server: RunningServer) -> None:
-    doc = _get(planned_server, "/v2/plan")
+    doc = planned_server.get_json("/v2/plan")
     assert doc["plan"]["policy"] == "elastic"
     assert doc["controller"]["policy"] == "elastic"
     assert _infer(planned_server, "mlp") == 200 and _infer(planned_server, "cnn") == 200
@@ -183,17 +171,17 @@ def test_switching_plans_under_steady_load_loses_nothing(planned_server: Running
 
 def test_killed_worker_is_restarted_on_its_slice(planned_server: RunningServer) -> None:
     _post_plan(planned_server, plan_split())
-    before = {s["slice_id"]: s for s in _get(planned_server, "/v2/plan")["slices"]}
+    before = {s["slice_id"]: s for s in planned_server.get_json("/v2/plan")["slices"]}
     victim = next(s for s in before.values() if s["models"] == ["cnn"])
     os.kill(victim["worker"]["pid"], signal.SIGKILL)
 
     def restarted() -> bool:
-        now = {s["slice_id"]: s for s in _get(planned_server, "/v2/plan")["slices"]}
+        now = {s["slice_id"]: s for s in planned_server.get_json("/v2/plan")["slices"]}
         s = now[victim["slice_id"]]
         return bool(s["worker"]["alive"]) and s["worker"]["pid"] != victim["worker"]["pid"] and s["restarts"] >= 1
 
     _wait_for(restarted)
-    after = next(s for s in _get(planned_server, "/v2/plan")["slices"] if s["slice_id"] == victim["slice_id"])
+    after = next(s for s in planned_server.get_json("/v2/plan")["slices"] if s["slice_id"] == victim["slice_id"])
     assert after["cpus"] == victim["cpus"]
     assert _infer(planned_server, "cnn") == 200
 
@@ -202,14 +190,11 @@ def test_bad_plans_are_refused(planned_server: RunningServer) -> None:
     bad = Plan("bad", (CPU,), (SlicePlan("x", SliceSpec("cpu0", 1, (5,)), (ModelAssignment("mlp", 1, 1.0, 1.0, 1.0),), 0.0, 0.0),))
     unknown = Plan("bad", (CPU,), (SlicePlan("x", SliceSpec("cpu0", 1, (0,)), (ModelAssignment("nope", 1, 1.0, 1.0, 1.0),), 0.0, 0.0),))
     for plan, needle in ((bad, "cores"), (unknown, "nope")):
-        with pytest.raises(urllib.error.HTTPError) as err:
-            _post_plan(planned_server, plan)
-        assert err.value.code == 400
-        assert needle in json.loads(err.value.read())["error"]
-    req = urllib.request.Request(f"http://{planned_server.http_url}/v2/plan", data=b"{not json", method="POST")
-    with pytest.raises(urllib.error.HTTPError) as err2:
-        urllib.request.urlopen(req, timeout=10)
-    assert err2.value.code == 400
+        status, doc = planned_server.post_json("/v2/plan", json.dumps(plan.to_json()).encode())
+        assert status == 400
+        assert needle in doc["error"]
+    status, _ = planned_server.post_json("/v2/plan", b"{not json")
+    assert status == 400
 
 
 def test_status_cli_prints_the_plan(planned_server: RunningServer) -> None:

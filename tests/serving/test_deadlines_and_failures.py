@@ -85,8 +85,7 @@ def test_full_queue_completes_in_deadline_order(server: Any) -> None:
 
 
 def _status(server: Any) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://{server.http_url}/v2/status", timeout=10) as r:
-        return json.loads(r.read())  # type: ignore[no-any-return]
+    return server.get_json("/v2/status")  # type: ignore[no-any-return]
 
 
 def _slow_slice(server: Any) -> dict[str, Any]:

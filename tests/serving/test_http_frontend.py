@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +14,6 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.slow
-
-
-def _post(server: Any, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(f"http://{server.http_url}{path}", data=body, method="POST", headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
-
-def _get(server: Any, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://{server.http_url}{path}", timeout=30) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
 
 
 def reference(repo: Path, model: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -116,13 +97,13 @@ def test_statistics_move(client: httpclient.InferenceServerClient) -> None:
 def test_gzip_body(server: Any) -> None:
     x = np.ones((1, 64), dtype=np.float32)
     body = json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": x.ravel().tolist()}]}).encode()
-    status, doc = _post(server, "/v2/models/mlp/infer", gzip.compress(body), {"Content-Encoding": "gzip"})
+    status, doc = server.post_json("/v2/models/mlp/infer", gzip.compress(body), {"Content-Encoding": "gzip"})
     assert status == 200, doc
     assert doc["outputs"][0]["shape"] == [1, 10]
 
 
 def test_metrics_endpoint(server: Any, client: httpclient.InferenceServerClient) -> None:
-    status, body = _get(server, "/metrics")
+    status, body = server.request("/metrics")
     assert status == 200
     text = body.decode()
     assert 'modelplex_requests_total{model="mlp",version="1"}' in text
@@ -130,7 +111,7 @@ def test_metrics_endpoint(server: Any, client: httpclient.InferenceServerClient)
 
 
 def test_repository_index_reports_broken_model(server: Any) -> None:
-    status, doc = _post(server, "/v2/repository/index", b"")
+    status, doc = server.post_json("/v2/repository/index", b"")
     assert status == 200
     by_name = {m["name"]: m for m in doc}  # type: ignore[union-attr]
     assert by_name["cnn"]["state"] == "READY"
@@ -173,7 +154,7 @@ def _body(**changes: Any) -> bytes:
     ],
 )
 def test_bad_json_requests(server: Any, path: str, body: bytes, headers: dict[str, str], status: int, needle: str) -> None:
-    got, doc = _post(server, path, body, headers)
+    got, doc = server.post_json(path, body, headers)
     assert got == status, doc
     assert needle in doc["error"]
 
@@ -187,13 +168,13 @@ def _binary(declared: int, raw: bytes, header_len: int | None = None) -> tuple[b
 
 def test_truncated_binary_body(server: Any) -> None:
     body, headers = _binary(256, b"\0" * 100)
-    status, doc = _post(server, "/v2/models/mlp/infer", body, headers)
+    status, doc = server.post_json("/v2/models/mlp/infer", body, headers)
     assert status == 400 and "truncated" in doc["error"]
 
 
 def test_binary_size_not_matching_shape(server: Any) -> None:
     body, headers = _binary(128, b"\0" * 128)
-    status, doc = _post(server, "/v2/models/mlp/infer", body, headers)
+    status, doc = server.post_json("/v2/models/mlp/infer", body, headers)
     assert status == 400 and "needs 256" in doc["error"]
 
 
@@ -201,7 +182,7 @@ def test_binary_size_not_matching_shape(server: Any) -> None:
 def test_wrong_header_content_length(server: Any, header_len: Any) -> None:
     body, headers = _binary(256, b"\0" * 256)
     headers["Inference-Header-Content-Length"] = str(header_len)
-    status, doc = _post(server, "/v2/models/mlp/infer", body, headers)
+    status, doc = server.post_json("/v2/models/mlp/infer", body, headers)
     assert status == 400, doc
     assert "Inference-Header-Content-Length" in doc["error"] or "JSON" in doc["error"]
 
@@ -240,19 +221,19 @@ def test_chunked_body_over_limit(server: Any) -> None:
 
 
 def test_gzip_bomb_over_limit(server: Any) -> None:
-    status, doc = _post(server, "/v2/models/mlp/infer", gzip.compress(b" " * (6 * 2**20)), {"Content-Encoding": "gzip"})
+    status, doc = server.post_json("/v2/models/mlp/infer", gzip.compress(b" " * (6 * 2**20)), {"Content-Encoding": "gzip"})
     assert status == 413 and "limit" in doc["error"]
 
 
 @pytest.mark.parametrize("timeout", [-1, 0, 10**15, "soon", True])
 def test_negative_or_absurd_timeout(server: Any, timeout: Any) -> None:
     body = json.dumps({"inputs": [GOOD], "parameters": {"timeout": timeout}}).encode()
-    status, doc = _post(server, "/v2/models/mlp/infer", body)
+    status, doc = server.post_json("/v2/models/mlp/infer", body)
     assert status == 400 and "timeout" in doc["error"]
 
 
 def test_unknown_route_is_json_404(server: Any) -> None:
-    status, body = _get(server, "/v2/nothing/here")
+    status, body = server.request("/v2/nothing/here")
     assert status == 404 and "error" in json.loads(body)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -49,17 +47,12 @@ def ml_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServe
     srv.stop()
 
 
-def _get(srv: RunningServer, path: str) -> Any:
-    with urllib.request.urlopen(f"http://{srv.http_url}{path}", timeout=30) as r:
-        return json.loads(r.read())
-
-
 def _wait_loaded(srv: RunningServer, n: int) -> None:
     import time
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        variants = _get(srv, "/v2/tasks")["variants"]
+        variants = srv.get_json("/v2/tasks")["variants"]
         if sum(1 for v in variants.values() if v["deployment"]) >= n:
             return
         time.sleep(0.2)
@@ -70,16 +63,11 @@ def _post(srv: RunningServer, path: str, x: np.ndarray, params: dict[str, Any] |
     doc: dict[str, Any] = {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
     if params:
         doc["parameters"] = params
-    req = urllib.request.Request(f"http://{srv.http_url}{path}", data=json.dumps(doc).encode(), method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return srv.post_json(path, json.dumps(doc).encode())
 
 
 def test_tasks_are_listed(ml_server: RunningServer) -> None:
-    doc = _get(ml_server, "/v2/tasks")
+    doc = ml_server.get_json("/v2/tasks")
     assert doc["tasks"] == ["digits", "image-classification"]
     assert {"cnn:fp32", "cnn:int8-static", "digits-logreg:fp32", "digits-mlp256:fp32"} <= set(doc["variants"])
 
@@ -135,7 +123,7 @@ def test_unsatisfiable_queries(ml_server: RunningServer, task: str, params: dict
 
 
 def test_never_answered_below_the_floor(ml_server: RunningServer) -> None:
-    variants = _get(ml_server, "/v2/tasks")["variants"]
+    variants = ml_server.get_json("/v2/tasks")["variants"]
     for floor in (0.5, 0.9, 0.94, 0.95, 0.97, 0.98):
         status, doc = _post(ml_server, "/v2/tasks/digits/infer", DIGIT_X, {"latency_ms": 200, "min_accuracy": floor})
         if status == 200:

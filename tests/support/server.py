@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -35,6 +38,26 @@ class RunningServer:
     @property
     def grpc_url(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
+
+    def request(self, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                timeout_s: float = 60.0) -> tuple[int, bytes]:
+        """GET (or POST `body`); HTTP errors are returned as (status, body), not raised."""
+        req = urllib.request.Request(f"http://{self.http_url}{path}", data=body, headers=headers or {},
+                                     method="POST" if body is not None else "GET")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout_s) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def get_json(self, path: str) -> Any:
+        status, raw = self.request(path)
+        assert status == 200, raw
+        return json.loads(raw)
+
+    def post_json(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        status, raw = self.request(path, body, headers)
+        return status, json.loads(raw or b"{}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

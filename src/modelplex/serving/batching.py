@@ -41,6 +41,7 @@ class Admission:
 
     admitted: bool  # True when queued
     reason: str = ""  # why it was rejected
+    deadline: bool = False  # rejected because its deadline cannot be met (not for lack of room)
 
 
 @dataclass
@@ -105,6 +106,7 @@ class BatchQueue(Generic[P]):
                 return Admission(
                     False,
                     f"deadline cannot be met: predicted completion is {late_ms:.1f} ms past the deadline",
+                    deadline=True,
                 )
         request.seq = next(self._seq)
         heapq.heappush(self._heap, (request.deadline_s, request.seq, request))

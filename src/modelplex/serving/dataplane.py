@@ -295,10 +295,9 @@ class DataPlane:
             raise UnavailableError(f"model {request.model} is not placed by the current plan")
         admission = route.route(queued, now)
         if not admission.admitted:
-            late = admission.reason.startswith("deadline")
-            book.rejected(deadline=late, now=now)
+            book.rejected(deadline=admission.deadline, now=now)
             message = f"model {request.model}: {admission.reason}"
-            raise DeadlineError(message) if late else UnavailableError(message)
+            raise DeadlineError(message) if admission.deadline else UnavailableError(message)
         return await future
 
     # ---- metadata ------------------------------------------------------------------------
