@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
@@ -14,10 +15,55 @@ from modelplex.core.errors import ModelplexError  # noqa: E402
 
 Command = Callable[[argparse.Namespace], int]
 
+log = logging.getLogger(__name__)
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVEL_ENV = "MODELPLEX_LOG_LEVEL"  # worker processes read their level from here
+
+
+class _Formatter(logging.Formatter):
+    """`<prefix>: [warning: |error: ]message`: the lines users have always seen; at debug level
+    the logger's name follows the prefix, so a line says which module wrote it."""
+
+    def __init__(self, prefix: str, with_name: bool) -> None:
+        super().__init__(f"{prefix}: %(name)s: %(message)s" if with_name else f"{prefix}: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        if record.levelno >= logging.WARNING:
+            record.message = f"{record.levelname.lower()}: {record.message}"
+        return super().formatMessage(record)
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever sys.stderr is at the time (a test's capture, a redirect), not to the
+    stream that was current when logging was configured."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # handle() holds the handler's lock here
+        super().emit(record)
+
+
+def configure_logging(level: str = "info", prefix: str = "modelplex") -> None:
+    """Log lines go to stderr as `<prefix>: message`: modelplex's loggers at `level`, other
+    libraries' at warning and above. Calling it again replaces the earlier setting (not a second
+    handler). Worker processes started from here inherit the level through MODELPLEX_LOG_LEVEL."""
+    if level not in LOG_LEVELS:
+        raise ValueError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}")
+    numeric = getattr(logging, level.upper())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    handler = _StderrHandler()
+    handler.setFormatter(_Formatter(prefix, with_name=numeric <= logging.DEBUG))
+    root.addHandler(handler)
+    root.setLevel(max(numeric, logging.WARNING))
+    logging.getLogger("modelplex").setLevel(numeric)
+    os.environ[LOG_LEVEL_ENV] = level
+
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from modelplex.runtime.slices import parse_cpus
-    from modelplex.serving.server import ServerOptions, run
+    from modelplex.app.server import ServerOptions, run
 
     repo = Path(args.repository)
     if not repo.is_dir():
@@ -129,7 +175,7 @@ def _cmd_examples(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     names = write_examples(out)
-    print(f"modelplex: wrote example models {', '.join(names)} to {out}")
+    print(f"wrote example models {', '.join(names)} to {out}")
     if args.state_dir:
         _register_example_tasks(out, Path(args.tasks_out), Path(args.state_dir))
     return 0
@@ -143,17 +189,19 @@ def _register_example_tasks(models: Path, tasks_out: Path, state_dir: Path) -> N
     from modelplex.repository.tasks import write_task_examples
 
     with Registry(state_dir) as registry:
-        print(f"modelplex: training and registering the digits task in {state_dir} (variants measured) ...", flush=True)
+        log.info("training and registering the digits task in %s (variants measured) ...", state_dir)
         write_task_examples(tasks_out, registry)
         if get_task_model(registry, "cnn") is None:
-            print("modelplex: registering cnn for image-classification (FP32, INT8, FP16 variants) ...", flush=True)
+            log.info("registering cnn for image-classification (FP32, INT8, FP16 variants) ...")
             register(registry, models / "cnn" / "1" / "model.onnx", "image-classification", "cnn")
-    print("modelplex: model-less queries: POST /v2/tasks/{digits|image-classification}/infer "
-          "with parameters latency_ms and min_accuracy", flush=True)
+    log.info("model-less queries: POST /v2/tasks/{digits|image-classification}/infer "
+             "with parameters latency_ms and min_accuracy")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelplex", description=__doc__)
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                        help="how much to log on stderr (default info); also accepted after the subcommand")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="serve a model repository over KServe v2 HTTP and gRPC")
@@ -199,17 +247,21 @@ def build_parser() -> argparse.ArgumentParser:
     cli_plan.add_subcommands(sub)
     cli_profile.add_subcommands(sub)
     cli_models.add_subcommands(sub)
+    for subparser in sub.choices.values():  # `modelplex serve --log-level debug` works too
+        subparser.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
+                               help="how much to log on stderr (default info)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.log_level)
     func: Command = args.func
     try:
         return func(args)
     except ModelplexError as exc:
-        print(f"modelplex: error: {exc.message}", file=sys.stderr)
+        log.error("%s", exc.message)
         return 2
     except KeyboardInterrupt:
         return 130

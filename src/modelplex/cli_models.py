@@ -7,12 +7,15 @@ with the same one-line errors and exit code 2 as the main CLI.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import modelplex  # noqa: F401  (sets ORT_DISABLE_TELEMETRY before onnxruntime is imported)
 from modelplex.core.errors import InvalidArgumentError, ModelplexError
+
+log = logging.getLogger(__name__)
 
 
 def add_subcommands(sub: Any) -> None:
@@ -113,13 +116,17 @@ def format_table(variants: list[Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from modelplex.cli import LOG_LEVELS, configure_logging
+
     parser = argparse.ArgumentParser(prog="modelplex", description=__doc__)
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="how much to log on stderr (default info)")
     add_subcommands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
+    configure_logging(args.log_level)
     try:
         return int(args.func(args))
     except ModelplexError as exc:
-        print(f"modelplex: error: {exc.message}", file=sys.stderr)
+        log.error("%s", exc.message)
         return 2
 
 

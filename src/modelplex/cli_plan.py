@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ from modelplex.planning import POLICIES, PlannerConfig, get_policy
 from modelplex.planning.interference import interference_from_json
 from modelplex.planning.report import draw_plan, format_plan
 from modelplex.planning.specs import demands_from_data, parse_demand_yaml, parse_devices, profiles_from_data
+
+log = logging.getLogger(__name__)
 
 
 def _read(path: str, what: str) -> str:
@@ -77,7 +80,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"wrote {args.png}")
     if plan.unserved:
         worst = ", ".join(f"{m} ({r:.1f} rps)" for m, r in sorted(plan.unserved.items()))
-        print(f"error: not enough devices in {args.devices}: unserved {worst}", file=sys.stderr)
+        log.error("not enough devices in %s: unserved %s", args.devices, worst)
         return 1
     return 0
 
@@ -145,7 +148,7 @@ def _guarded(cmd: Callable[[argparse.Namespace], int], args: argparse.Namespace)
     try:
         return cmd(args)
     except ModelplexError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        log.error("%s", exc.message)
         return 2
 
 
@@ -160,6 +163,9 @@ def simulate_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from modelplex.cli import configure_logging
+
+    configure_logging()
     parser = argparse.ArgumentParser(prog="modelplex")
     add_subcommands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,8 @@ from modelplex.core.model import ModelConfig
 from modelplex.core.profile import Profile
 
 DEFAULT_BATCHES = "1,2,4,8,16,32,64"
+
+log = logging.getLogger(__name__)
 
 
 def add_subcommands(sub: Any) -> None:
@@ -100,7 +102,7 @@ def select_models(repository: Path, models: str) -> list[ModelConfig]:
         )
     for name, err in sorted(errors.items()):
         if not models or name in wanted:
-            print(f"modelplex: warning: skipping model {name}: {err}", file=sys.stderr)
+            log.warning("skipping model %s: %s", name, err)
     if not wanted:
         raise InvalidArgumentError(f"no loadable models in {repository}")
     return [latest[m] for m in wanted]
@@ -135,8 +137,8 @@ async def _run(args: argparse.Namespace, state_dir: Path, host: Any, backend: An
     with Registry(state_dir) as registry:
         store = ProfileStore(registry)
         plan = plan_work(configs, sizes, batches, store, backend, force=args.force)
-        print(f"profiling {len(configs)} model(s) on {backend.hardware}: {plan.points} point(s) to measure, "
-              f"{plan.known} already in the registry, {plan.too_big} above max_batch_size", file=sys.stderr)
+        log.info("profiling %d model(s) on %s: %d point(s) to measure, %d already in the registry, "
+                 "%d above max_batch_size", len(configs), backend.hardware, plan.points, plan.known, plan.too_big)
         progress = Progress(plan.points, "profile", enabled=not args.quiet)
         await run_plan(plan, backend, store, rule, progress=progress)
         progress.close(f"{plan.points} points")

@@ -33,8 +33,26 @@ def test_profile_has_expected_shape(profiled: Profiled) -> None:
     assert prof.latency_ms(1, 8) <= prof.latency_ms(1, 16)
     doc = json.loads(out.read_text())
     assert doc["format"] == "modelplex-profiles/1" and doc["cores"] >= 1
-    assert "not measured" in doc["gpu"] or "GPU" in doc["gpu"]
+    from modelplex.cli_profile import gpu_status
+    from modelplex.profiling.hardware import detect_host
+
+    assert doc["gpu"] == gpu_status(detect_host())  # what this host's GPUs (or their absence) give
     assert "latency model, leave-one-out" in proc.stdout
+
+
+def test_gpu_status_names_why_gpus_were_not_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime as ort
+
+    from modelplex.cli_profile import gpu_status
+    from modelplex.profiling.hardware import HostInfo
+
+    no_gpu = HostInfo(cpu_model="cpu", cpus=(0,))
+    assert gpu_status(no_gpu) == "not measured (no nvidia-smi / no GPU on this host)"
+    h200 = HostInfo(cpu_model="cpu", cpus=(0,), gpu_names=("NVIDIA H200",))
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert gpu_status(h200) == "not measured (NVIDIA H200 present, but onnxruntime has no CUDA provider)"
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert gpu_status(h200).startswith("not measured (NVIDIA H200: run with the GpuMpsBackend")
 
 
 def test_export_import_round_trips(profiled: Profiled, cli: Cli, tmp_path: Path) -> None:

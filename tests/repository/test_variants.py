@@ -188,18 +188,39 @@ def test_tasks_known_and_added(tmp_path: Path, example_repo: Path) -> None:
 
 
 def test_cnn_queries_pick_int8_for_tight_latency_and_fp32_for_a_strict_floor(cnn_registry: Registry) -> None:
-    from modelplex.planning.selection import Query, select
+    from dataclasses import replace
+
+    from modelplex.planning.selection import Query, SelectionError, select
     from modelplex.repository.registry_variants import to_candidates
 
     variants = list_variants(cnn_registry, task="image-classification")
     loaded = ("cnn:fp32", "cnn:int8-static")
     cands = {c.variant: c for c in to_candidates(variants, 1, loaded)}
     assert set(cands) == set(loaded)  # fp16 has no CPU profile
-    fp32, int8 = cands["cnn:fp32"].predicted_latency_ms(), cands["cnn:int8-static"].predicted_latency_ms()
-    fast, slow = ("cnn:int8-static", "cnn:fp32") if int8 < fp32 else ("cnn:fp32", "cnn:int8-static")
-    tight = (fp32 + int8) / 2  # between the two measured latencies: only the faster one meets it
-    loose_floor = select(Query(task="image-classification", latency_ms=tight, min_accuracy=0.5), list(cands.values()))
-    assert loose_floor.candidate.variant == fast
-    strict = select(Query(task="image-classification", latency_ms=10 * max(fp32, int8), min_accuracy=1.0),
-                    list(cands.values()))
-    assert strict.candidate.variant == "cnn:fp32" and slow  # only FP32 agrees with itself on all samples
+    fp32_c, int8_c = cands["cnn:fp32"], cands["cnn:int8-static"]
+    assert int8_c.accuracy is not None and int8_c.accuracy < 1.0  # INT8 disagrees with FP32 on some sample
+    task = "image-classification"
+
+    # As measured here: a target between the two latencies is met only by the faster variant.
+    fp32, int8 = fp32_c.predicted_latency_ms(), int8_c.predicted_latency_ms()
+    fast = "cnn:int8-static" if int8 < fp32 else "cnn:fp32"
+    tight = (fp32 + int8) / 2
+    assert select(Query(task=task, latency_ms=tight, min_accuracy=0.5), [fp32_c, int8_c]).candidate.variant == fast
+
+    # Where INT8 kernels are the faster ones (FP32 at 3x INT8's latency at every point), a tight
+    # target only INT8 meets is served by INT8; a strict floor still gets FP32, the slow one.
+    int8_prof = int8_c.profile
+    fp32_prof = replace(int8_prof, model="cnn:fp32", points=tuple(
+        replace(q, p50_ms=3 * q.p50_ms, p99_ms=3 * q.p99_ms, throughput_rps=q.throughput_rps / 3) for q in int8_prof.points))
+    slow_fp32 = replace(fp32_c, profile=fp32_prof)
+    pool = [slow_fp32, int8_c]
+    int8, fp32 = int8_c.predicted_latency_ms(), slow_fp32.predicted_latency_ms()
+    assert fp32 > 2 * int8
+    tight = 2 * int8  # only INT8 meets it
+    picked = select(Query(task=task, latency_ms=tight, min_accuracy=0.5), pool)
+    assert picked.candidate.variant == "cnn:int8-static" and picked.predicted_latency_ms <= tight
+    strict = select(Query(task=task, latency_ms=10 * fp32, min_accuracy=1.0), pool)
+    assert strict.candidate.variant == "cnn:fp32"  # only FP32 agrees with itself on all samples
+    with pytest.raises(SelectionError) as err:  # the only accurate enough variant is too slow
+        select(Query(task=task, latency_ms=tight, min_accuracy=1.0), pool)
+    assert err.value.reason == "latency"

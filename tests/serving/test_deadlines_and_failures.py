@@ -103,7 +103,10 @@ def test_kill_worker_under_load(server: Any) -> None:
         results = [f.result(timeout=60) for f in futures]  # every request answered, no hang
     codes = [r[0] for r in results]
     assert set(codes) <= {200, 503}, results
-    assert 503 in codes or 200 in codes
+    # the kill landed on work in flight: the request the worker was running is answered 503 naming
+    # the exit, and the requests queued behind it (no deadline) are served by the restarted worker
+    assert any(r[0] == 503 and "exited" in r[1]["error"] for r in results), results
+    assert 200 in codes, results
     for r in results:
         if r[0] == 503:
             assert "exited" in r[1]["error"] or "deadline" in r[1]["error"]

@@ -20,7 +20,10 @@ def client(server: Any) -> grpcclient.InferenceServerClient:
 
 
 def test_health_metadata_config(client: grpcclient.InferenceServerClient) -> None:
-    assert client.is_server_live() and client.is_server_ready() is not None
+    assert client.is_server_live() is True
+    assert client.is_server_ready() is True  # every model that loaded is ready ("broken" never loaded)
+    assert client.is_model_ready("cnn") is True
+    assert client.is_model_ready("broken") is False and client.is_model_ready("no-such-model") is False
     assert client.get_server_metadata().name == "modelplex"
     meta = client.get_model_metadata("cnn")
     assert meta.inputs[0].name == "input" and list(meta.inputs[0].shape) == [-1, 3, 32, 32]

@@ -124,12 +124,18 @@ def test_unsatisfiable_queries(ml_server: RunningServer, task: str, params: dict
 
 def test_never_answered_below_the_floor(ml_server: RunningServer) -> None:
     variants = ml_server.get_json("/v2/tasks")["variants"]
+    best = max(v["accuracy"] for v in variants.values() if v["task"] == "digits")
+    answered = 0
     for floor in (0.5, 0.9, 0.94, 0.95, 0.97, 0.98):
         status, doc = _post(ml_server, "/v2/tasks/digits/infer", DIGIT_X, {"latency_ms": 200, "min_accuracy": floor})
         if status == 200:
             assert variants[doc["parameters"]["variant"]]["accuracy"] >= floor
+            answered += 1
         else:
-            assert "accuracy" in doc["error"]
+            # refused only when no digits variant reaches the floor (200 ms is loose for all of them)
+            assert status == 400 and "accuracy" in doc["error"], doc
+            assert floor > best, (floor, best, doc)
+    assert answered >= 1  # at least the 0.5 floor is served, so the served variant's accuracy was checked
 
 
 def test_grpc_task_query(ml_server: RunningServer) -> None:

@@ -8,7 +8,7 @@ import pytest
 from modelplex.core import Demand, DeviceKind, DeviceSpec, InvalidArgumentError
 from modelplex.core.plan import Plan
 from modelplex.planning import plan
-from modelplex.planning.dutycycle import DutyCycleScheduler
+from modelplex.dispatch.dutycycle import DutyCycleScheduler
 from modelplex.planning.validate import plan_capacity_rps
 from modelplex.planning.synthetic import MODELS, gpu_profiles
 from modelplex.sim import SimConfig, TraceSpec, generate, parse_trace_spec, read_csv_trace, simulate
@@ -46,7 +46,7 @@ def test_golden_seeded_run() -> None:
     assert got == GOLDEN
 
 
-GOLDEN = (7359, 7359, 0, 0, 5.91, 15.994)  # pinned from a reviewed run (seed 7)
+GOLDEN = (7359, 7359, 0, 0, 5.794, 15.579)  # routing by the shared Router (smooth weighted round robin)
 
 
 @pytest.mark.parametrize("policy", ["elastic", "temporal"])

@@ -53,3 +53,11 @@ def slow_conv(path: Path, layers: int = 10, size: int = 256) -> Path:
 
 def add_config_yaml(model_dir: Path, text: str) -> None:
     (model_dir / "config.yaml").write_text(text)
+
+
+def identity_fp32(path: Path, input_name: str = "x", output_name: str = "y", width: int = 1) -> Path:
+    """FP32 [batch, width] -> Identity -> FP32 [batch, width]."""
+    x = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", width])
+    y = helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", width])
+    graph = helper.make_graph([helper.make_node("Identity", [input_name], [output_name])], "identity", [x], [y])
+    return _save(graph, path)

@@ -8,6 +8,7 @@ a GPU; only `MpsDaemon.ensure_running` needs `nvidia-cuda-mps-control`.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from modelplex.core.devices import DeviceKind, DeviceSpec, SliceSpec
 from modelplex.core.errors import UnavailableError
+
+log = logging.getLogger(__name__)
 
 
 def gpu_names(timeout_s: float = 10.0) -> list[str]:
@@ -28,7 +31,8 @@ def gpu_names(timeout_s: float = 10.0) -> list[str]:
             [exe, "--query-gpu=name", "--format=csv,noheader"],
             capture_output=True, text=True, timeout=timeout_s, check=True,
         ).stdout
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.debug("nvidia-smi lists no GPUs: %s", exc)
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
 
@@ -67,11 +71,13 @@ class MpsDaemon:
         result = subprocess.run(self.start_command(), env=dict(os.environ, **self.env), capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise UnavailableError(f"cannot start the MPS control daemon: {result.stderr.strip() or result.returncode}")
+        log.info("started the MPS control daemon (pipes in %s, logs in %s)", self.pipe_dir, self.log_dir)
         return True
 
     def stop(self) -> None:
         """Ask the daemon to quit (it stops once its clients are gone)."""
         if self.running() and shutil.which("nvidia-cuda-mps-control") is not None:
+            log.info("stopping the MPS control daemon (pipes in %s)", self.pipe_dir)
             subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", env=dict(os.environ, **self.env),
                            capture_output=True, text=True, check=False)
 

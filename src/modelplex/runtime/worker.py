@@ -11,6 +11,7 @@ At start it sends {"op": "ready", ...} after loading, or {"op": "failed", "error
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
@@ -20,13 +21,30 @@ from typing import Any
 # Pin before onnxruntime starts its thread pools, so they inherit the slice's cores.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
+log = logging.getLogger(__name__)
+
+LOG_LEVEL_ENV = "MODELPLEX_LOG_LEVEL"  # set by the modelplex CLI's --log-level; workers inherit it
+
+
+def configure_logging() -> None:
+    """Log lines on stderr as `modelplex worker: message` (at debug with the pid, level and logger),
+    at the level in MODELPLEX_LOG_LEVEL (debug, info, warning or error; default info)."""
+    name = (os.environ.get(LOG_LEVEL_ENV) or "info").strip().lower()
+    level = getattr(logging, name.upper(), None) if name in ("debug", "info", "warning", "error") else None
+    fmt = "modelplex worker: %(message)s"
+    if level == logging.DEBUG:
+        fmt = "modelplex worker %(process)d: %(name)s: %(levelname)s: %(message)s"
+    logging.basicConfig(level=logging.INFO if level is None else level, format=fmt, stream=sys.stderr)
+    if level is None:
+        log.warning("%s=%r is not one of debug, info, warning, error; using info", LOG_LEVEL_ENV, name)
+
 
 def _pin(cpus: list[int]) -> None:
     if cpus and hasattr(os, "sched_setaffinity"):
         try:
             os.sched_setaffinity(0, cpus)
         except OSError as exc:  # cores outside this container: run unpinned, say so
-            print(f"modelplex worker: cannot pin to cores {cpus}: {exc}", file=sys.stderr)
+            log.warning("cannot pin to cores %s: %s", cpus, exc)
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytearray | None:
@@ -75,6 +93,19 @@ class _Loaded:
         self.string_inputs = {i.name for i in session.get_inputs() if i.type == "tensor(string)"}
 
 
+def _load_or_unload(header: dict[str, Any], loaded: dict[str, "_Loaded"], threads: int, provider: str) -> dict[str, Any]:
+    """Load one more model into this worker, or drop one (the executor's load/unload)."""
+    name = str(header.get("model"))
+    try:
+        if header.get("op") == "load":
+            loaded[name] = _Loaded(make_session(str(header.get("path")), threads, provider))
+        elif loaded.pop(name, None) is None:
+            raise KeyError(f"this worker does not hold model {name!r}")
+    except Exception as exc:  # a failed load must not kill the worker
+        return {"op": "result", "id": header.get("id"), "ok": False, "error": str(exc)}
+    return {"op": "result", "id": header.get("id"), "ok": True}
+
+
 def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: str) -> int:
     import numpy as np
     import orjson
@@ -88,9 +119,11 @@ def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: s
             loaded[name] = _Loaded(make_session(path, threads, provider))
         except Exception as exc:  # report the load failure, then exit
             msg = f"cannot load model {name} from {path}: {exc}"
+            log.debug("%s", msg)
             sock.sendall(b"".join(wire.encode({"op": "failed", "error": msg}, [])))
             return 1
     load_s = time.perf_counter() - t0
+    log.debug("loaded %s on %d thread(s) (%s) in %.2f s", ", ".join(loaded), threads, provider, load_s)
     sock.sendall(
         b"".join(wire.encode({"op": "ready", "load_s": load_s, "rss_mb": _rss_mb(), "pid": os.getpid()}, []))
     )
@@ -109,6 +142,9 @@ def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: s
         if op == "stats":
             reply = {"op": "stats", "id": header.get("id"), "rss_mb": _rss_mb()}
             sock.sendall(b"".join(wire.encode(reply, [])))
+            continue
+        if op in ("load", "unload"):
+            sock.sendall(b"".join(wire.encode(_load_or_unload(header, loaded, threads, provider), [])))
             continue
         req_id = header.get("id")
         try:
@@ -129,6 +165,7 @@ def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: s
                 [(n, np.asarray(r)) for n, r in zip(names, results)],
             )
         except Exception as exc:  # a bad batch must not kill the worker
+            log.debug("request %s failed: %s", req_id, exc)
             frames = wire.encode({"op": "result", "id": req_id, "ok": False, "error": str(exc)}, [])
         sock.sendall(b"".join(frames))
 
@@ -141,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: cores)")
     parser.add_argument("--provider", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args(argv)
+    configure_logging()
     cpus = [int(c) for c in args.cpus.split(",") if c]
     _pin(cpus)
     threads = args.threads or max(1, len(cpus) or (os.cpu_count() or 1))

@@ -106,6 +106,20 @@ class WorkerHandle:
             raise InvalidArgumentError(f"inference failed: {header.get('error', 'unknown error')}")
         return wire.decode_tensors(header, payload), float(header.get("compute_s", 0.0))
 
+    async def load_model(self, name: str, path: str) -> None:
+        """Load one more model into the running worker (time sharing of its slice)."""
+        header, _ = await self._call({"op": "load", "model": name, "path": path}, [])
+        if not header.get("ok"):
+            raise InvalidArgumentError(f"cannot load model {name}: {header.get('error', 'unknown error')}")
+        self.models[name] = path
+
+    async def unload_model(self, name: str) -> None:
+        """Drop a model from the running worker."""
+        header, _ = await self._call({"op": "unload", "model": name}, [])
+        if not header.get("ok"):
+            raise InvalidArgumentError(f"cannot unload model {name}: {header.get('error', 'unknown error')}")
+        self.models.pop(name, None)
+
     async def memory_mb(self) -> float:
         header, _ = await self._call({"op": "stats"}, [])
         return float(header.get("rss_mb", 0.0))

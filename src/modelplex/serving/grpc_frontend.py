@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-import traceback
+import logging
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import grpc
@@ -37,6 +36,8 @@ _CONTENTS_FIELD = {
     DataType.FP64: "fp64_contents",
     DataType.BYTES: "bytes_contents",
 }
+
+log = logging.getLogger(__name__)
 
 
 def _param_value(p: Any) -> Any:
@@ -119,7 +120,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
+            log.exception("internal error")
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
         raise AssertionError("unreachable")
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-import traceback
-from typing import Any, Awaitable, Callable, MutableMapping
+import logging
+from typing import Any, Awaitable, Callable, MutableMapping, Protocol
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,6 +23,14 @@ DEFAULT_MAX_BODY_BYTES = 64 * 2**20
 
 Handler = Callable[[Request], Awaitable[Response]]
 
+log = logging.getLogger(__name__)
+
+
+class ControlStatus(Protocol):
+    """The re-planning loop, as `GET /v2/plan` reports it."""
+
+    def status(self) -> dict[str, Any]: ...
+
 
 def _json(doc: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
@@ -42,7 +49,7 @@ def _guard(fn: Handler) -> Handler:
         except ModelplexError as exc:
             return _error(HTTP_STATUS[exc.code], exc.message)
         except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
+            log.exception("internal error")
             return _error(500, f"internal error: {exc}")
 
     return wrapped
@@ -106,7 +113,7 @@ class InferFastPath:
             status, payload = HTTP_STATUS[exc.code], orjson.dumps({"error": exc.message})
             headers = [(b"content-type", b"application/json")]
         except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
+            log.exception("internal error")
             status, payload = 500, orjson.dumps({"error": f"internal error: {exc}"})
             headers = [(b"content-type", b"application/json")]
         headers.append((b"content-length", str(len(payload)).encode()))
@@ -137,7 +144,7 @@ class InferFastPath:
         return decompress(body, encoding.decode("latin-1"), limit) if encoding else body
 
 
-def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, driver: Any = None) -> InferFastPath:
+def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, driver: ControlStatus | None = None) -> InferFastPath:
     def ok_if(flag: bool) -> Response:
         return Response(status_code=200 if flag else 400)
 

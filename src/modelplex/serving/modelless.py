@@ -14,9 +14,10 @@ parameters.variant)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
-import sys
 import time
+from collections.abc import Awaitable, Callable
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,8 +41,13 @@ from modelplex.repository.config import ServingOverrides, build_model_config, in
 from modelplex.repository.registry_variants import list_variants
 from modelplex.repository.store import Registry
 from modelplex.repository.variants import Variant
-from modelplex.serving.dataplane import DataPlane
+from modelplex.dispatch.deadlines import timeout_s
+from modelplex.serving.books import ModelBook
+from modelplex.serving.slice_set import SliceSet
 from modelplex.serving.types import InferRequest, InferResponse
+
+log = logging.getLogger(__name__)
+RunRequest = Callable[[InferRequest], Awaitable[InferResponse]]
 
 DEFAULT_LATENCY_MS = 1000.0  # target of a query that gives none (forms b and c)
 
@@ -72,11 +78,9 @@ def query_of(request: InferRequest, task: str | None) -> Query:
     """The selection query a request carries (form b when `task` is None, else form c)."""
     p = request.parameters
     latency = p.get("latency_ms")
-    if latency is None and p.get("timeout") is not None:
-        timeout = p["timeout"]
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise InvalidArgumentError(f"parameter 'timeout' must be a number of microseconds, got {timeout!r}")
-        latency = float(timeout) / 1000.0
+    own_s = timeout_s(p)
+    if latency is None and own_s is not None:
+        latency = own_s * 1000.0
     floor = p.get("min_accuracy")
     latency, floor = _number("latency_ms", latency), _number("min_accuracy", floor)
     latency_ms = float(latency) if latency is not None else DEFAULT_LATENCY_MS
@@ -90,7 +94,9 @@ def query_of(request: InferRequest, task: str | None) -> Query:
 class ModelLess:
     """Tasks and variants of the registry, served through the data plane."""
 
-    plane: DataPlane  # where variants run
+    slices: SliceSet  # where variants run
+    run_request: RunRequest  # queues a request for a loaded variant and awaits the answer
+    book_for: Callable[[ModelConfig], ModelBook]  # statistics book of a variant, made on first use
     registry: Registry  # where tasks and variants are registered
     autoscale: AutoscaleConfig = field(default_factory=AutoscaleConfig)  # scaling thresholds
     interval_s: float = 0.5  # how often the autoscaler looks
@@ -105,9 +111,9 @@ class ModelLess:
 
     def __post_init__(self) -> None:
         self.reload()
-        if self.autoscale.max_replicas > len(self.plane.cpus):
+        if self.autoscale.max_replicas > len(self.slices.cpus):
             # more 1-core replicas than cores would only share cores: no capacity gained
-            self.autoscale = replace(self.autoscale, max_replicas=max(1, len(self.plane.cpus)))
+            self.autoscale = replace(self.autoscale, max_replicas=max(1, len(self.slices.cpus)))
 
     def reload(self) -> None:
         """Read the registry's variants again (after `modelplex register`)."""
@@ -153,7 +159,7 @@ class ModelLess:
         params.pop("min_accuracy", None)
         params.pop("task", None)
         inner = InferRequest(chosen, None, request.inputs, request.outputs, request.id, params)
-        response = await self.plane.run_request(inner)
+        response = await self.run_request(inner)
         response.model = variant.model
         response.version = "1"
         response.parameters = {**response.parameters, "variant": chosen, "task": variant.task,
@@ -167,12 +173,12 @@ class ModelLess:
         for v in self.variants.values():
             assert v.profile is not None
             dep = self.deployments.get(v.name)
-            route = self.plane.routes.get(v.name)
-            loaded = dep is not None and route is not None and route.ready
+            runners = self.slices.runners_of(v.name)
+            loaded = dep is not None and any(r.ready for r in runners)
             util, queued = 0.0, 0
-            if loaded and route is not None:
-                util = sum(r.recent_utilisation() for r in route.runners) / max(1, len(route.runners))
-                queued = sum(r.queues[v.name].queued_rows for r in route.runners) // max(1, len(route.runners))
+            if loaded:
+                util = sum(r.recent_utilisation() for r in runners) / max(1, len(runners))
+                queued = sum(r.scheduler.queued_rows(v.name) for r in runners) // max(1, len(runners))
             out.append(
                 Candidate(
                     variant=v.name, model=v.model, task=v.task, accuracy=v.accuracy, profile=v.profile,
@@ -185,16 +191,19 @@ class ModelLess:
     # ---- deployments ---------------------------------------------------------------------
     async def ensure_loaded(self, name: str, slo_ms: float | None = None) -> None:
         """Load one replica of a variant, at the batch its latency target allows."""
-        if name in self.deployments and name in self.plane.routes:
+        if name in self.deployments and name in self.slices.routes:
             return
-        async with self._locks.setdefault(name, asyncio.Lock()):
-            if name in self.deployments and name in self.plane.routes:
+        async with self._lock(name):
+            if name in self.deployments and name in self.slices.routes:
                 return
             v = self.variants[name]
             assert v.profile is not None
             batch, _ = replica_capacity(v.profile, 1, max(1, v.max_batch), slo_ms or DEFAULT_LATENCY_MS)
-            await self.plane.scale_model(self._config(v), 1, max(1, batch))
+            await self.slices.scale(self.book_for(self._config(v)), 1, max(1, batch))
             self.deployments[name] = Deployment(name, 1, max(1, batch), 1)
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
 
     def _config(self, v: Variant) -> ModelConfig:
         path = Path(v.path)
@@ -206,14 +215,15 @@ class ModelLess:
     async def apply(self, decision: Decision) -> None:
         """Carry out an autoscaling decision: resize, or load the target and retire the current."""
         cur, target = decision.current, decision.target
-        await self.plane.scale_model(self._config(self.variants[target.variant]), target.replicas, target.batch)
+        async with self._lock(target.variant):
+            await self.slices.scale(self.book_for(self._config(self.variants[target.variant])), target.replicas, target.batch)
         self.deployments[target.variant] = target
         if target.variant != cur.variant:
             # the target meets the accuracy floor of every request the current one served
             # (the autoscaler never goes below it), so the current one can go; a later query
             # that needs it again loads it again, its load time counted by selection
             self.deployments.pop(cur.variant, None)
-            await self.plane.retire(cur.variant)
+            self.slices.retire(cur.variant)
 
     # ---- the autoscaling loop ------------------------------------------------------------
     def start(self, preload: bool = True) -> None:
@@ -245,12 +255,12 @@ class ModelLess:
             self._state, decisions = autoscale_step(self._state, now, task, observations, options, self.autoscale)
             for decision in decisions:
                 self.decisions.append({"at_s": round(now, 3), "action": decision.action.value, "reason": decision.reason})
-                print(f"modelplex: autoscale: {decision.reason}", file=sys.stderr, flush=True)
+                log.info("autoscale: %s", decision.reason)
                 try:
                     await self.apply(decision)
                     applied.append(decision)
                 except ModelplexError as exc:
-                    print(f"modelplex: autoscale could not apply: {exc}", file=sys.stderr, flush=True)
+                    log.warning("autoscale could not apply: %s", exc)
         return applied
 
     async def _loop(self, preload: bool) -> None:
@@ -259,13 +269,13 @@ class ModelLess:
                 try:
                     await self.ensure_loaded(name)
                 except ModelplexError as exc:
-                    print(f"modelplex: cannot preload variant {name}: {exc.message}", file=sys.stderr, flush=True)
+                    log.warning("cannot preload variant %s: %s", name, exc.message)
         while True:
             await asyncio.sleep(self.interval_s)
             try:
                 await self.step(time.monotonic())
             except Exception as exc:  # never let the loop die
-                print(f"modelplex: autoscale step failed: {exc!r}", file=sys.stderr, flush=True)
+                log.error("autoscale step failed: %r", exc)
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()

@@ -4,19 +4,24 @@ applies its plans to the data plane, and keeps a log of what it decided."""
 from __future__ import annotations
 
 import asyncio
-import sys
+import logging
 import time
-from collections.abc import Sequence
+
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelplex.control.controller import Controller, ControllerConfig, Replan
 from modelplex.core.demand import Demand
-from modelplex.core.devices import DeviceKind, DeviceSpec
+from modelplex.core.devices import DeviceSpec
+from modelplex.core.errors import InvalidArgumentError
+from modelplex.core.model import ModelConfig
 from modelplex.core.plan import Plan
 from modelplex.core.profile import Profile
 from modelplex.planning import plan as make_plan
 from modelplex.serving.dataplane import DataPlane
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,36 +36,36 @@ class AppliedPlan:
     error: str | None = None  # why it could not be applied, if so
 
 
+def build_controller(
+    configs: Sequence[ModelConfig], policy: str, profiles: Sequence[Profile], devices: Sequence[DeviceSpec],
+    config: ControllerConfig,
+) -> Controller:
+    """The pure re-planning controller for the models of a repository (each needs an slo_ms)."""
+    slo_ms: dict[str, float] = {}
+    for c in configs:
+        slo = c.batching.slo_ms
+        if slo is None:
+            raise InvalidArgumentError(f"model {c.model.name} has no slo_ms; planning needs one (config.yaml)")
+        slo_ms[c.model.name] = slo
+    chosen, kept_profiles, kept_devices = policy, list(profiles), list(devices)
+
+    def planner(demands: Sequence[Demand]) -> Plan:
+        return make_plan(demands, kept_profiles, kept_devices, policy=chosen)
+
+    return Controller(slo_ms, planner, config)
+
+
 @dataclass
 class PlanDriver:
     """Runs the controller loop for a DataPlane serving under a policy."""
 
-    plane: DataPlane  # the data plane to apply plans to
-    policy: str  # planning policy name
-    profiles: Sequence[Profile]  # latency profiles of the served models
-    config: ControllerConfig = field(default_factory=ControllerConfig)  # re-planning thresholds
+    plane: DataPlane  # the data plane to apply plans to (it reports arrivals to the controller)
+    controller: Controller  # decides when to re-plan, and the plan
+    policy: str  # planning policy name, for status
     expected_rps: dict[str, float] = field(default_factory=dict)  # rates for the first plan
     replanning: bool = True  # False: keep the initial plan
-    devices: list[DeviceSpec] = field(default_factory=list)  # what to plan on (default: this host's CPU)
     log: list[AppliedPlan] = field(default_factory=list)  # what was applied, in order
-    controller: Controller = field(init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        devices = self.devices or [DeviceSpec("cpu0", DeviceKind.CPU, len(self.plane.cpus))]
-        slo_ms: dict[str, float] = {}
-        for name, book in self.plane.books.items():
-            slo = book.config.batching.slo_ms
-            if slo is None:
-                raise ValueError(f"model {name} has no slo_ms; planning needs one (config.yaml)")
-            slo_ms[name] = slo
-        policy, profiles = self.policy, list(self.profiles)
-
-        def planner(demands: Sequence[Demand]) -> Plan:
-            return make_plan(demands, profiles, devices, policy=policy)
-
-        self.controller = Controller(slo_ms, planner, self.config)
-        self.plane.on_arrival = self.controller.observe
 
     async def start(self) -> None:
         """Apply the initial plan, then watch rates in the background."""
@@ -74,7 +79,7 @@ class PlanDriver:
             self._task.cancel()
 
     def status(self) -> dict[str, Any]:
-        now = time.monotonic()
+        now = self.plane.clock.now()
         return {
             "policy": self.policy,
             "rates_rps": {m: round(r, 2) for m, r in self.controller.rates.rates(now).items()},
@@ -86,9 +91,9 @@ class PlanDriver:
             ],
         }
 
-    def _decide(self, fn: Any) -> tuple[Replan | None, float]:
+    def _decide(self, fn: Callable[[float], Replan | None]) -> tuple[Replan | None, float]:
         t0 = time.perf_counter()
-        replan: Replan | None = fn(time.monotonic())
+        replan: Replan | None = fn(self.plane.clock.now())
         return replan, time.perf_counter() - t0
 
     async def _apply(self, decided: tuple[Replan | None, float]) -> None:
@@ -98,20 +103,20 @@ class PlanDriver:
         try:
             switch_s = await self.plane.apply_plan(replan.plan)
             self.log.append(AppliedPlan(replan.reason, replan.at_s, plan_s, switch_s, len(replan.plan.slices)))
-            print(f"modelplex: applied plan ({replan.reason}): {len(replan.plan.slices)} slices, "
-                  f"planned in {plan_s * 1e3:.1f} ms, switched in {switch_s:.2f} s", file=sys.stderr, flush=True)
+            log.info("applied plan (%s): %d slices, planned in %.1f ms, switched in %.2f s",
+                     replan.reason, len(replan.plan.slices), plan_s * 1e3, switch_s)
         except Exception as exc:  # keep serving the old plan
             self.log.append(AppliedPlan(replan.reason, replan.at_s, plan_s, 0.0, len(replan.plan.slices), str(exc)))
-            print(f"modelplex: could not apply plan ({replan.reason}): {exc}", file=sys.stderr, flush=True)
+            log.error("could not apply plan (%s): %s", replan.reason, exc)
         finally:
-            self.controller.applied(replan, time.monotonic())
+            self.controller.applied(replan, self.plane.clock.now())
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self.config.sample_s)
+            await self.plane.clock.sleep(self.controller.config.sample_s)
             try:
                 decided = self._decide(self.controller.step)
             except Exception as exc:  # e.g. demand the policy cannot place: keep the old plan
-                print(f"modelplex: re-planning failed: {exc}", file=sys.stderr, flush=True)
+                log.error("re-planning failed: %s", exc)
                 continue
             await self._apply(decided)

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
+from modelplex.app.control import PlanDriver, build_controller
 from modelplex.control.controller import ControllerConfig
-from modelplex.control.driver import PlanDriver
-from modelplex.core.devices import DeviceSpec
+from modelplex.core.devices import DeviceKind, DeviceSpec
 from modelplex.core.errors import InvalidArgumentError
 from modelplex.core.profile import Profile
-from modelplex.repository.store import Registry
+from modelplex.planning.service import ServiceModel
+from modelplex.repository.store import Registry, scan_repository
+from modelplex.runtime.clock import MonotonicClock
 from modelplex.runtime.gpu import MpsDaemon, gpu_devices, gpu_names
+from modelplex.runtime.local import LocalExecutor
 from modelplex.serving.dataplane import DataPlane
+from modelplex.serving.slice_set import SliceSet
 from modelplex.serving.http_frontend import DEFAULT_MAX_BODY_BYTES, build_app
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,44 +48,33 @@ class ServerOptions:
 
 async def serve(options: ServerOptions) -> int:
     registry = Registry(options.state_dir) if options.state_dir is not None else None
-    plane = DataPlane(options.repository, list(options.cpus), registry)
-    print(f"modelplex: loading models from {options.repository} on cores {list(options.cpus)} ...", flush=True)
+    mps, devices = _gpus(options)
+    log.info("loading models from %s on cores %s ...", options.repository, list(options.cpus))
+    controller, service = None, None
+    if options.policy is not None:
+        configs, _ = scan_repository(options.repository)
+        kind = "gpu-mps" if options.gpus else "cpu"
+        profiles = load_profiles(sorted(c.model.name for c in configs), options.profiles_path, options.state_dir, kind)
+        devices = devices or [DeviceSpec("cpu0", DeviceKind.CPU, len(options.cpus))]
+        controller = build_controller(configs, options.policy, profiles, devices, options.controller)
+        service = ServiceModel(profiles)
+    slices = SliceSet(LocalExecutor("cpu", mps), MonotonicClock(), options.cpus, gpus=mps is not None, service=service)
+    plane = DataPlane(options.repository, slices, registry, arrivals=controller)
     driver: PlanDriver | None = None
-    devices: list[DeviceSpec] = []
-    if options.gpus:
-        names_gpu = gpu_names()
-        if not names_gpu:
-            raise InvalidArgumentError("--gpus: no GPU found (nvidia-smi lists none)")
-        state = options.state_dir or Path("state")
-        plane.mps = MpsDaemon(state / "mps" / "pipe", state / "mps" / "log")
-        plane.mps.ensure_running()
-        devices = gpu_devices(names_gpu)
-        print(f"modelplex: GPUs {', '.join(names_gpu)} cut into MPS shares (daemon pipes in {plane.mps.pipe_dir})", flush=True)
-    if options.policy is None:
+    if controller is None:
         await plane.start()
     else:
-        names = await plane.load_books()
-        kind = "gpu-mps" if options.gpus else "cpu"
-        profiles = load_profiles(names, options.profiles_path, options.state_dir, kind)
-        driver = PlanDriver(
-            plane, options.policy, profiles, options.controller, dict(options.expected_rps), options.replanning, devices=devices
-        )
-        print(f"modelplex: planning with policy {options.policy} ...", flush=True)
+        await plane.load_books()
+        driver = PlanDriver(plane, controller, str(options.policy), dict(options.expected_rps), options.replanning)
+        log.info("planning with policy %s ...", options.policy)
         await driver.start()
-    for name, route in sorted(plane.routes.items()):
-        cores = " | ".join(",".join(map(str, r.slice.cpus)) for r in route.runners)
-        print(f"modelplex:   {name} v{plane.books[name].config.model.version} ready on cores [{cores}]", flush=True)
-    modelless = None
-    if registry is not None:
-        from modelplex.repository.registry_variants import list_variants
-        from modelplex.serving.modelless import ModelLess
-
-        if list_variants(registry):
-            modelless = ModelLess(plane, registry)
-            plane.modelless = modelless
-            modelless.start()
-            print(f"modelplex: model-less serving for task(s) {', '.join(sorted(modelless.tasks))}: "
-                  f"{len(modelless.variants)} variants, loaded on first use", flush=True)
+    for name in sorted(slices.routes):
+        cores = " | ".join(",".join(map(str, r.slice.cpus)) for r in slices.runners_of(name))
+        log.info("  %s v%s ready on cores [%s]", name, plane.books[name].config.model.version, cores)
+    if plane.modelless is not None:
+        plane.modelless.start()
+        log.info("model-less serving for task(s) %s: %d variants, loaded on first use",
+                 ", ".join(sorted(plane.modelless.tasks)), len(plane.modelless.variants))
     grpc_server = None
     if options.grpc_port:
         from modelplex.serving.grpc_frontend import start_grpc
@@ -104,25 +99,37 @@ async def serve(options: ServerOptions) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     base = f"http://{options.host}:{options.http_port}"
-    print(f"modelplex: serving KServe v2 HTTP on {base}" + (f" and gRPC on {options.host}:{options.grpc_port}" if grpc_server else ""), flush=True)
-    if plane.routes:
-        name = sorted(plane.routes)[0]
-        print(f"modelplex: try   curl {base}/v2/models/{name}", flush=True)
-        print(f"modelplex:       curl {base}/v2/repository/index -X POST", flush=True)
+    log.info("serving KServe v2 HTTP on %s%s", base, f" and gRPC on {options.host}:{options.grpc_port}" if grpc_server else "")
+    if slices.routes:
+        name = sorted(slices.routes)[0]
+        log.info("try   curl %s/v2/models/%s", base, name)
+        log.info("      curl %s/v2/repository/index -X POST", base)
     try:
         await server._serve()
     finally:
-        print("modelplex: shutting down", file=sys.stderr, flush=True)
+        log.info("shutting down")
         if driver is not None:
             await driver.stop()
-        if modelless is not None:
-            await modelless.stop()
-        if plane.mps is not None:
-            plane.mps.stop()
         if grpc_server is not None:
             await grpc_server.stop(grace=1.0)
         await plane.stop()
+        if mps is not None:
+            mps.stop()
     return 0
+
+
+def _gpus(options: ServerOptions) -> tuple[MpsDaemon | None, list[DeviceSpec]]:
+    """With --gpus: the MPS daemon (started or found) and this host's GPUs as MPS devices."""
+    if not options.gpus:
+        return None, []
+    names_gpu = gpu_names()
+    if not names_gpu:
+        raise InvalidArgumentError("--gpus: no GPU found (nvidia-smi lists none)")
+    state = options.state_dir or Path("state")
+    mps = MpsDaemon(state / "mps" / "pipe", state / "mps" / "log")
+    mps.ensure_running()
+    log.info("GPUs %s cut into MPS shares (daemon pipes in %s)", ", ".join(names_gpu), mps.pipe_dir)
+    return mps, gpu_devices(names_gpu)
 
 
 def load_profiles(models: list[str], path: Path | None, state_dir: Path | None, kind: str = "cpu") -> list[Profile]:

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from modelplex.serving.latency import LatencyEstimator
+from modelplex.dispatch.latency import LatencyEstimator
 
 P = TypeVar("P")
 

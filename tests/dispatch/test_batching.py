@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from modelplex.serving.batching import NO_DEADLINE, BatchPolicyConfig, BatchQueue, QueuedRequest
-from modelplex.serving.latency import LatencyEstimator
+from modelplex.dispatch.batching import NO_DEADLINE, BatchPolicyConfig, BatchQueue, QueuedRequest
+from modelplex.dispatch.latency import LatencyEstimator
 
 
 def make_queue(max_batch: int = 4, delay_s: float = 0.0, latency_s: float | None = None, **kw: object) -> BatchQueue[int]:

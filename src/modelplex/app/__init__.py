@@ -1,0 +1,1 @@
+"""Composition root: builds the server from options and runs the control loops."""

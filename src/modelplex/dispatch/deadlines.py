@@ -1,0 +1,40 @@
+"""A request's deadline: its `timeout` parameter (µs, the schedule_policy extension), else the
+model's SLO, else none. The one place deadlines are parsed (pure)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from modelplex.core.errors import InvalidArgumentError
+from modelplex.dispatch.batching import NO_DEADLINE
+
+# µs; a request timeout beyond an hour is a client bug, not a deadline
+MAX_TIMEOUT_US = 3_600_000_000
+
+
+def timeout_s(parameters: Mapping[str, object]) -> float | None:
+    """The request's `timeout` in seconds, None when absent; a clear error when malformed."""
+    timeout = parameters.get("timeout")
+    if timeout is None:
+        return None
+    if isinstance(timeout, str):
+        try:
+            timeout = float(timeout)  # some gRPC clients send only int and string parameters
+        except ValueError:
+            pass
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout):
+        raise InvalidArgumentError(f"parameter 'timeout' must be a number of microseconds, got {timeout!r}")
+    if timeout <= 0 or timeout > MAX_TIMEOUT_US:
+        raise InvalidArgumentError(f"parameter 'timeout' must be between 1 and {MAX_TIMEOUT_US} microseconds, got {timeout}")
+    return float(timeout) / 1e6
+
+
+def deadline_s(parameters: Mapping[str, object], slo_ms: float | None, now: float) -> float:
+    """Absolute deadline of a request arriving at `now`."""
+    own = timeout_s(parameters)
+    if own is not None:
+        return now + own
+    if slo_ms is not None:
+        return now + slo_ms / 1e3
+    return NO_DEADLINE

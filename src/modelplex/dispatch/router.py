@@ -1,0 +1,63 @@
+"""Splitting one model's requests across the slices that serve it (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from modelplex.dispatch.batching import Admission, QueuedRequest
+from modelplex.dispatch.scheduler import SliceScheduler
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class Routed(Generic[P]):
+    """Where a request went: the slice that admitted it, or the first refusal."""
+
+    admission: Admission  # admitted, or why not
+    slice: SliceScheduler[P] | None  # the slice that queued it (None when refused)
+
+
+class Router(Generic[P]):
+    """Routes a model's requests to its slices: by the plan's traffic shares (smooth weighted
+    round robin, deterministic) when they differ, else to the slice predicted to finish first;
+    deadline-aware: a slice that cannot meet the request's deadline passes it to the next one.
+    Slices that are not accepting (stopping, worker down) are tried last."""
+
+    def __init__(self, model: str, entries: Sequence[tuple[SliceScheduler[P], float]]) -> None:
+        if not entries:
+            raise ValueError(f"model {model} has no slice to route to")
+        self.model = model  # the model routed
+        self.slices = [s for s, _ in entries]  # its slices
+        self.weights = [max(0.0, w) for _, w in entries]  # plan traffic shares
+        self._credit = [0.0] * len(entries)  # smooth weighted round-robin state
+        self._weighted = len({round(w, 6) for w in self.weights}) > 1
+
+    def route(self, request: QueuedRequest[P], now: float) -> Routed[P]:
+        if len(self.slices) == 1:
+            only = self.slices[0]
+            admission = only.submit(self.model, request, now)
+            return Routed(admission, only if admission.admitted else None)
+        live = [i for i, s in enumerate(self.slices) if s.accepting] or list(range(len(self.slices)))
+        by_finish = sorted(live, key=lambda i: self.slices[i].predicted_finish_s(self.model, request.rows, now))
+        order = by_finish
+        if self._weighted:
+            first = self._pick(live)
+            order = [first] + [i for i in by_finish if i != first]
+        first_refusal: Admission | None = None
+        for i in order:
+            admission = self.slices[i].submit(self.model, request, now)
+            if admission.admitted:
+                return Routed(admission, self.slices[i])
+            first_refusal = first_refusal or admission
+        return Routed(first_refusal or Admission(False, "no slice"), None)
+
+    def _pick(self, live: list[int]) -> int:
+        total = sum(self.weights[i] for i in live) or 1.0
+        for i in live:
+            self._credit[i] += self.weights[i]
+        best = max(live, key=lambda i: self._credit[i])
+        self._credit[best] -= total
+        return best
