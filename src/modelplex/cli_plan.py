@@ -28,7 +28,8 @@ from modelplex.core.plan import Plan
 from modelplex.core.profile import Profile
 from modelplex.planning import POLICIES, PlannerConfig, get_policy
 from modelplex.planning.interference import interference_from_json
-from modelplex.planning.report import draw_plan, format_plan
+from modelplex.app.plan_picture import draw_plan
+from modelplex.planning.report import format_plan
 from modelplex.planning.specs import demands_from_data, parse_demand_yaml, parse_devices, profiles_from_data
 
 log = logging.getLogger(__name__)

@@ -44,6 +44,9 @@ class Admission:
     deadline: bool = False  # rejected because its deadline cannot be met (not for lack of room)
 
 
+ADMITTED = Admission(True)  # shared: admission is the hot path of every request
+
+
 @dataclass
 class Batch(Generic[P]):
     """What next_batch decided: requests to run together now, and requests that expired."""
@@ -111,8 +114,9 @@ class BatchQueue(Generic[P]):
         request.seq = next(self._seq)
         heapq.heappush(self._heap, (request.deadline_s, request.seq, request))
         self._rows += request.rows
-        self._latest_deadline = max(self._latest_deadline, request.deadline_s)
-        return Admission(True)
+        if request.deadline_s > self._latest_deadline:
+            self._latest_deadline = request.deadline_s
+        return ADMITTED
 
     def next_batch(self, now: float) -> Batch[P] | None:
         """Called when an instance is free. None = nothing to do yet (see wake_at)."""

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from modelplex.dispatch.batching import Admission, QueuedRequest
 from modelplex.dispatch.scheduler import SliceScheduler
@@ -12,8 +11,7 @@ from modelplex.dispatch.scheduler import SliceScheduler
 P = TypeVar("P")
 
 
-@dataclass(frozen=True)
-class Routed(Generic[P]):
+class Routed(NamedTuple, Generic[P]):
     """Where a request went: the slice that admitted it, or the first refusal."""
 
     admission: Admission  # admitted, or why not
@@ -41,18 +39,20 @@ class Router(Generic[P]):
             admission = only.submit(self.model, request, now)
             return Routed(admission, only if admission.admitted else None)
         live = [i for i, s in enumerate(self.slices) if s.accepting] or list(range(len(self.slices)))
-        by_finish = sorted(live, key=lambda i: self.slices[i].predicted_finish_s(self.model, request.rows, now))
-        order = by_finish
-        if self._weighted:
-            first = self._pick(live)
-            order = [first] + [i for i in by_finish if i != first]
-        first_refusal: Admission | None = None
-        for i in order:
-            admission = self.slices[i].submit(self.model, request, now)
-            if admission.admitted:
-                return Routed(admission, self.slices[i])
-            first_refusal = first_refusal or admission
-        return Routed(first_refusal or Admission(False, "no slice"), None)
+        rows = request.rows
+        first = self._pick(live) if self._weighted else min(live, key=lambda i: self._finish(i, rows, now))
+        admission = self.slices[first].submit(self.model, request, now)
+        if admission.admitted:
+            return Routed(admission, self.slices[first])
+        # the first choice cannot meet the deadline: the others, soonest finish first
+        for i in sorted((i for i in live if i != first), key=lambda i: self._finish(i, rows, now)):
+            other = self.slices[i].submit(self.model, request, now)
+            if other.admitted:
+                return Routed(other, self.slices[i])
+        return Routed(admission, None)
+
+    def _finish(self, i: int, rows: int, now: float) -> float:
+        return self.slices[i].predicted_finish_s(self.model, rows, now)
 
     def _pick(self, live: list[int]) -> int:
         total = sum(self.weights[i] for i in live) or 1.0

@@ -131,7 +131,8 @@ class SimFleet:
         if routed.slice is None:
             self.out.status[i] = REJECTED
             return
-        self.pump(self._by_sched[routed.slice.slice_id], t)
+        if not routed.slice.turns.busy:  # a busy slice is pumped by its next completion
+            self.pump(self._by_sched[routed.slice.slice_id], t)
 
     def pump(self, sl: SimSlice, now: float) -> None:
         """Decide and execute: run every batch the scheduler dispatches, then set the wake-up."""
