@@ -43,7 +43,9 @@ from modelplex.profiling.storage import read_export  # noqa: E402
 from modelplex.repository.examples import example_inputs, write_examples  # noqa: E402
 from modelplex.repository.store import load_model_config  # noqa: E402
 from modelplex.sim.arrivals import TraceSpec, generate  # noqa: E402
-from modelplex.sim.engine import SimConfig, simulate  # noqa: E402
+from modelplex.core.model import BatchingConfig  # noqa: E402
+from modelplex.planning.diff import diff  # noqa: E402
+from modelplex.sim.engine import SimConfig, Simulator  # noqa: E402
 from modelplex.sim.replanning import simulate_replanning  # noqa: E402
 from modelplex.control.controller import Controller, ControllerConfig  # noqa: E402
 
@@ -101,7 +103,8 @@ def live_summary(res: loadgen.MixResult, models: list[str], slo_ms: dict[str, fl
 
 
 def peak_search(srv: RunningServer, policy: str, models: list[str], mix: dict[str, float], slo_ms: dict[str, float],
-                profiles: list[Any], rates: list[float], duration_s: float, seed: int, conns: int) -> dict[str, Any]:
+                profiles: list[Any], rates: list[float], duration_s: float, seed: int, conns: int,
+                batching: dict[str, BatchingConfig]) -> dict[str, Any]:
     weights = np.array([mix[m] for m in models]) / sum(mix[m] for m in models)
     points = []
     peak = 0.0
@@ -125,10 +128,10 @@ def peak_search(srv: RunningServer, policy: str, models: list[str], mix: dict[st
         times, idx = generate(TraceSpec("poisson"), per_model, WARMUP_S + span_s, rng)
         res = asyncio.run(run_trace(srv, models, times, idx, conns))
         live = live_summary(res, models, slo_ms, WARMUP_S, WARMUP_S + span_s)
-        sim = simulate(plan, profiles, slo_ms, (times, idx), WARMUP_S + span_s, SimConfig(seed=seed, warmup_s=WARMUP_S)).total
+        sim = Simulator(plan, profiles, slo_ms, SimConfig(seed=seed, warmup_s=WARMUP_S), batching).run((times, idx), WARMUP_S + span_s).total
         point.update(
             live=live,
-            sim={"attainment": sim.attainment, "p50_ms": sim.p50_ms, "p99_ms": sim.p99_ms},
+            sim={"attainment": sim.attainment, "p50_ms": sim.p50_ms, "p99_ms": sim.p99_ms, "dropped": sim.dropped},
             slices=len(plan.slices),
             unserved_rps=sum(plan.unserved.values()),
         )
@@ -145,7 +148,8 @@ def peak_search(srv: RunningServer, policy: str, models: list[str], mix: dict[st
 
 
 def step_experiment(repo: Path, profiles_path: Path, state: Path, models: list[str], mix: dict[str, float],
-                    slo_ms: dict[str, float], low_rps: float, seed: int, conns: int) -> dict[str, Any]:
+                    slo_ms: dict[str, float], low_rps: float, seed: int, conns: int,
+                    batching: dict[str, BatchingConfig]) -> dict[str, Any]:
     """Live re-planning: low_rps for 10 s, then 3x for 15 s; every request must get an answer."""
     expected = ",".join(f"{m}={low_rps * mix[m] / sum(mix.values()):.2f}" for m in models)
     srv = start_server(repo, state, ["--policy", "elastic", "--profiles", str(profiles_path), "--cpus", "0-1",
@@ -167,8 +171,8 @@ def step_experiment(repo: Path, profiles_path: Path, state: Path, models: list[s
     replans = status["controller"]["replans"]
     for r in replans:
         r["at_trace_s"] = round(r["at_s"] - t_start, 3)
-    # the re-plan that reacted to the step: the first decided after it that changed the plan's rates
-    reaction = next((r for r in replans if r["at_trace_s"] >= 10.0), None)
+    # the re-plan that reacted to the step: the first decided after it that changed workers
+    reaction = next((r for r in replans if r["at_trace_s"] >= 10.0 and r["changes_workers"] and not r["error"]), None)
     ready_s = reaction["at_trace_s"] + reaction["plan_s"] + reaction["switch_s"] if reaction else None
     after_ready = live_summary(res, models, slo_ms, ready_s + 2.0, 25.0) if ready_s is not None else None
     total = live_summary(res, models, slo_ms, 0.0, 25.0)
@@ -176,8 +180,8 @@ def step_experiment(repo: Path, profiles_path: Path, state: Path, models: list[s
     profiles = [p for p in read_export(profiles_path) if p.model in mix]
     ctl = Controller(slo_ms, lambda d: make_plan(d, profiles, [CPU], policy="elastic"), ControllerConfig())
     expected_rps = {m: low_rps * mix[m] / sum(mix.values()) for m in models}
-    sim = simulate_replanning(ctl, profiles, (times, idx), 25.0, expected_rps, SimConfig(seed=seed), apply_delay_s=0.2)
-    sim_after = [t for t, _ in sim.replans if t >= 10.0]
+    sim = simulate_replanning(ctl, profiles, (times, idx), 25.0, expected_rps, SimConfig(seed=seed), batching)
+    sim_after = [t for (t, r), (_, prev) in zip(sim.replans[1:], sim.replans) if t >= 10.0 and diff(prev.plan, r.plan).changes_workers]
     return {"low_rps": low_rps, "high_rps": 3 * low_rps, "replans": replans, "timeline": timeline,
             "sim_attainment": sim.result.total.attainment, "sim_replans": len(sim.replans),
             "sim_reaction_s": (sim_after[0] - 10.0) if sim_after else None,
@@ -188,10 +192,26 @@ def step_experiment(repo: Path, profiles_path: Path, state: Path, models: list[s
             "attainment_before_step": live_summary(res, models, slo_ms, 1.0, 10.0)["attainment"]}
 
 
+def print_points(policies: list[dict[str, Any]]) -> None:
+    """Every measured point: live against the simulator on the same plan and trace."""
+    print("\n| policy | total req/s | live in SLO | sim in SLO | difference (points) | live p50 / p99 ms | sim p50 / p99 ms | p99 sim/live | live rejected |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for p in policies:
+        for pt in p["points"]:
+            if "live" not in pt:
+                print(f"| {p['policy']} | {pt['rate_rps']:.1f} | cannot plan: {pt.get('error', '')} | | | | | | |")
+                continue
+            lv, sm = pt["live"], pt["sim"]
+            ratio = sm["p99_ms"] / lv["p99_ms"] if lv["p99_ms"] else float("nan")
+            print(f"| {p['policy']} | {pt['rate_rps']:.1f} | {lv['attainment']:.2%} | {sm['attainment']:.2%} "
+                  f"| {100 * (sm['attainment'] - lv['attainment']):+.1f} | {lv['p50_ms']:.1f} / {lv['p99_ms']:.1f} "
+                  f"| {sm['p50_ms']:.1f} / {sm['p99_ms']:.1f} | {ratio:.2f} | {lv['rejected']} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=6.0, help="measured seconds per rate")
-    ap.add_argument("--policies", default="elastic,temporal")
+    ap.add_argument("--policies", default="elastic,temporal,exclusive")
     ap.add_argument("--mix", default="mlp:4,cnn:4,transformer:4,resnet:1", help="model:weight of the traffic")
     ap.add_argument("--tag", default="", help="name of this run in the results file (default: the mix)")
     ap.add_argument("--rates", default="", help="total rates to try (default: a ladder from the profiles)")
@@ -211,6 +231,7 @@ def main() -> int:
             if d.name not in mix:
                 shutil.rmtree(d)
         slo_ms = {m: float(load_model_config(repo, m).batching.slo_ms or 100.0) for m in models}
+        batching = {m: load_model_config(repo, m).batching for m in models}
         profiles_path = Path(args.profiles) if args.profiles else tmpd / "profiles.json"
         if not args.profiles:
             print("profiling the models on this machine ...", flush=True)
@@ -224,14 +245,14 @@ def main() -> int:
         try:
             for policy in args.policies.split(","):
                 print(f"peak search: {policy}", flush=True)
-                results["policies"].append(peak_search(srv, policy, models, mix, slo_ms, profiles, rates, args.duration, args.seed, args.connections))
+                results["policies"].append(peak_search(srv, policy, models, mix, slo_ms, profiles, rates, args.duration, args.seed, args.connections, batching))
         finally:
             srv.stop()
         if args.step:
             elastic = next((p for p in results["policies"] if p["policy"] == "elastic"), None)
             low = (elastic["peak_rps"] if elastic and elastic["peak_rps"] else 60.0) / 4.5  # 3x = 2/3 of the peak
             print(f"rate step: {low:.1f} -> {3 * low:.1f} req/s with live re-planning", flush=True)
-            results["step"] = step_experiment(repo, profiles_path, tmpd / "state-step", models, mix, slo_ms, low, args.seed, args.connections)
+            results["step"] = step_experiment(repo, profiles_path, tmpd / "state-step", models, mix, slo_ms, low, args.seed, args.connections, batching)
     out = Path(args.out)
     runs = json.loads(out.read_text()) if out.exists() else {}
     if not isinstance(runs, dict) or "runs" not in runs:
@@ -246,6 +267,7 @@ def main() -> int:
             print(f"| {p['policy']} | {p['peak_rps']:.1f} | {at['live']['p99_ms']:.1f} | {at['sim']['attainment']:.2%} | {at['sim']['p99_ms']:.1f} |")
         else:
             print(f"| {p['policy']} | {p['peak_rps']:.1f} | - | - | - |")
+    print_points(results["policies"])
     peaks = {p["policy"]: p["peak_rps"] for p in results["policies"]}
     if peaks.get("temporal"):
         print(f"\nelastic / temporal = {peaks.get('elastic', 0) / peaks['temporal']:.2f}")

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from modelplex.core.demand import Demand
 from modelplex.core.errors import InvalidArgumentError, ModelplexError
 from modelplex.core.plan import Plan
@@ -30,7 +32,7 @@ from modelplex.planning import POLICIES, PlannerConfig, get_policy
 from modelplex.planning.interference import interference_from_json
 from modelplex.app.plan_picture import draw_plan
 from modelplex.planning.report import format_plan
-from modelplex.planning.specs import demands_from_data, parse_demand_yaml, parse_devices, profiles_from_data
+from modelplex.planning.specs import demands_from_data, parse_devices, profiles_from_data
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def parse_demand_yaml(text: str) -> list[Demand]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InvalidArgumentError(f"demand: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return demands_from_data(data)

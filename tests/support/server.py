@@ -72,12 +72,15 @@ class RunningServer:
                 self.proc.wait()
 
 
-def start_server(repository: Path, state_dir: Path, extra: list[str] | None = None, timeout_s: float = 90.0) -> RunningServer:
+def start_server(
+    repository: Path, state_dir: Path, extra: list[str] | None = None, timeout_s: float = 90.0,
+    env_extra: dict[str, str] | None = None,
+) -> RunningServer:
     http_port, grpc_port = free_port(), free_port()
     log_path = state_dir / "server.log"
     state_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "wb")
-    env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", PYTHONUNBUFFERED="1", **(env_extra or {}))
     cmd = [
         sys.executable, "-m", "modelplex.cli", "serve",
         "--repository", str(repository),

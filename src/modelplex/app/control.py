@@ -33,6 +33,7 @@ class AppliedPlan:
     plan_s: float  # seconds the policy took
     switch_s: float  # seconds from decision until routing switched to the new slices
     slices: int  # slices in the new plan
+    changes_workers: bool = False  # it started or retired workers (not only new rates or routes)
     error: str | None = None  # why it could not be applied, if so
 
 
@@ -86,7 +87,8 @@ class PlanDriver:
             "planned_for_rps": {m: round(r, 2) for m, r in self.controller.planned_for.items()},
             "replans": [
                 {"reason": a.reason, "at_s": round(a.decided_at_s, 3), "plan_s": round(a.plan_s, 4),
-                 "switch_s": round(a.switch_s, 3), "slices": a.slices, "error": a.error}
+                 "switch_s": round(a.switch_s, 3), "slices": a.slices, "changes_workers": a.changes_workers,
+                 "error": a.error}
                 for a in self.log[-20:]
             ],
         }
@@ -101,12 +103,14 @@ class PlanDriver:
         if replan is None:
             return
         try:
-            switch_s = await self.plane.apply_plan(replan.plan)
-            self.log.append(AppliedPlan(replan.reason, replan.at_s, plan_s, switch_s, len(replan.plan.slices)))
-            log.info("applied plan (%s): %d slices, planned in %.1f ms, switched in %.2f s",
-                     replan.reason, len(replan.plan.slices), plan_s * 1e3, switch_s)
+            applied = await self.plane.apply_plan(replan.plan)
+            self.log.append(AppliedPlan(replan.reason, replan.at_s, plan_s, applied.switch_s, len(replan.plan.slices),
+                                        applied.changes_workers))
+            log.info("applied plan (%s): %d slices (%d started, %d kept, %d retired), planned in %.1f ms, switched in %.2f s",
+                     replan.reason, len(replan.plan.slices), applied.started, applied.kept, applied.drained,
+                     plan_s * 1e3, applied.switch_s)
         except Exception as exc:  # keep serving the old plan
-            self.log.append(AppliedPlan(replan.reason, replan.at_s, plan_s, 0.0, len(replan.plan.slices), str(exc)))
+            self.log.append(AppliedPlan(replan.reason, replan.at_s, plan_s, 0.0, len(replan.plan.slices), error=str(exc)))
             log.error("could not apply plan (%s): %s", replan.reason, exc)
         finally:
             self.controller.applied(replan, self.plane.clock.now())

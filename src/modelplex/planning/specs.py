@@ -26,24 +26,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from modelplex.core.demand import Demand
 from modelplex.core.devices import DeviceKind, DeviceSpec
 from modelplex.core.errors import InvalidArgumentError
 from modelplex.core.profile import Profile
 
 _TERM = re.compile(r"^(gpu|mps|mig|cpu):(\d+)(?:x(\d+))?$")
-
-
-def parse_demand_yaml(text: str) -> list[Demand]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InvalidArgumentError(f"demand: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return demands_from_data(data)
 
 
 def demands_from_data(data: Any) -> list[Demand]:

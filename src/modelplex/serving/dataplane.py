@@ -20,7 +20,7 @@ from modelplex.repository.config import to_triton_json
 from modelplex.repository.store import ModelState, Registry, load_model_config, scan_repository
 from modelplex.runtime.slices import divide
 from modelplex.serving.books import ModelBook, Pending
-from modelplex.serving.slice_set import SliceSet
+from modelplex.serving.slice_set import PlanApplied, SliceSet
 from modelplex.serving.stats import Metrics, ModelStats
 from modelplex.serving.types import InferRequest, InferResponse
 from modelplex.serving.validate import validate_request
@@ -102,19 +102,19 @@ class DataPlane:
         self.repository_names = {c.model.name for c in configs}
         return sorted(self.books)
 
-    async def apply_plan(self, plan: Plan) -> float:
+    async def apply_plan(self, plan: Plan) -> PlanApplied:
         """Serve `plan` without losing a request (see SliceSet.apply_plan). Under a plan, a
         repository model the plan does not place is not served (503 naming the plan); on a
         server that had no plan yet, such models keep their slices; variants loaded for
-        model-less queries always keep theirs. Returns seconds until routing switched."""
+        model-less queries always keep theirs."""
         had_plan = self.slices.plan is not None
-        switched_s = await self.slices.apply_plan(
+        applied = await self.slices.apply_plan(
             plan, self.books, lambda m: not had_plan or m not in self.repository_names
         )
         for sp in plan.slices:
             for a in sp.assignments:
                 self.failed.pop(a.model, None)
-        return switched_s
+        return applied
 
     def plan_status(self, now: float | None = None) -> dict[str, Any]:
         """The plan being served, each slice's utilisation, each model's recent SLO attainment."""

@@ -193,8 +193,9 @@ def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, dr
             new_plan = Plan.from_json(orjson.loads(await request.body()))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AssertionError) as exc:
             raise InvalidArgumentError(f"body is not a plan (the JSON that `modelplex plan` writes): {exc!r}") from None
-        switch_s = await plane.apply_plan(new_plan)
-        return _json({"applied": True, "switch_s": round(switch_s, 4), "slices": len(new_plan.slices)})
+        applied = await plane.apply_plan(new_plan)
+        return _json({"applied": True, "switch_s": round(applied.switch_s, 4), "slices": len(new_plan.slices),
+                      "started": applied.started, "kept": applied.kept, "drained": applied.drained})
 
     async def tasks(request: Request) -> Response:
         if plane.modelless is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from dataclasses import dataclass
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +27,20 @@ from modelplex.serving.books import ModelBook, Pending
 from modelplex.serving.slice_runner import SliceRunner
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlanApplied:
+    """What applying a plan did."""
+
+    switch_s: float  # seconds from the call until routing switched to the new plan
+    started: int  # slices started (new workers)
+    kept: int  # running slices carried over unchanged
+    drained: int  # slices taken out of service (they drain, then stop)
+
+    @property
+    def changes_workers(self) -> bool:
+        return bool(self.started or self.drained)
 
 
 class SliceSet:
@@ -60,7 +75,7 @@ class SliceSet:
         return any(r.ready for r in self.runners_of(model))
 
     # ---- plans ---------------------------------------------------------------------------
-    async def apply_plan(self, plan: Plan, books: dict[str, ModelBook], keeps_route: Callable[[str], bool]) -> float:
+    async def apply_plan(self, plan: Plan, books: dict[str, ModelBook], keeps_route: Callable[[str], bool]) -> PlanApplied:
         """Serve `plan` without losing a request; returns seconds until routing switched.
         Routes of models the plan does not place survive where `keeps_route(model)` says."""
         t0 = self.clock.now()
@@ -86,9 +101,9 @@ class SliceSet:
             routes = {m: r for m, r in self.routes.items() if keeps_route(m)}
             for route in d.route:
                 routes[route.model] = Router(route.model, [(by_plan_id[sid].scheduler, w) for sid, w in route.targets])
-            self._switch(routes)
+            drained = self._switch(routes)
             self.plan, self._by_plan_id = plan, by_plan_id
-            return self.clock.now() - t0
+            return PlanApplied(self.clock.now() - t0, len(fresh), len(d.keep), drained)
 
     def _running_plan(self) -> Plan | None:
         """The running plan, less slices whose worker is down (those start afresh)."""
@@ -114,13 +129,14 @@ class SliceSet:
         cpus = tuple(self.cpus[c] for c in spec.cpus) or tuple(self.cpus)
         return SliceSpec(spec.device_id, len(cpus), cpus)
 
-    def _switch(self, routes: dict[str, Router[Pending]]) -> None:
+    def _switch(self, routes: dict[str, Router[Pending]]) -> int:
         in_use = {s.slice_id for route in routes.values() for s in route.slices}
         old = [r for sid, r in self.runners.items() if sid not in in_use]
         self.routes = routes
         self.runners = {sid: self._all[sid] for sid in in_use}
         for r in old:
             self._drain_away(r)
+        return len(old)
 
     # ---- models on slices of their own ---------------------------------------------------
     async def start_model(self, book: ModelBook, specs: Sequence[SliceSpec], batch: int | None = None) -> None:
