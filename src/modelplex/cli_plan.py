@@ -63,6 +63,16 @@ def _config(args: argparse.Namespace) -> PlannerConfig:
     return PlannerConfig(**kwargs)
 
 
+def parse_demand_yaml(text: str) -> list[Demand]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InvalidArgumentError(f"demand: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return demands_from_data(data)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     demands = parse_demand_yaml(_read(args.demand, "demand"))
     profiles = load_profiles(args.profiles)
@@ -177,13 +187,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def parse_demand_yaml(text: str) -> list[Demand]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InvalidArgumentError(f"demand: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return demands_from_data(data)
