@@ -85,3 +85,25 @@ def test_negative_timeout_rejected(client: grpcclient.InferenceServerClient) -> 
     with pytest.raises(InferenceServerException) as err:
         client.infer("cnn", [inp], parameters={"timeout": -5})
     assert "timeout" in str(err.value)
+
+
+def test_grpc_and_http_encode_the_same_answers(client: grpcclient.InferenceServerClient, server: Any) -> None:
+    """Both frontends encode the data plane's typed answers; the documents agree field by field."""
+    g_config = client.get_model_config("cnn", as_json=True)["config"]
+    h_config = server.get_json("/v2/models/cnn/config")
+    for key in ("name", "platform", "max_batch_size"):
+        assert g_config[key] == h_config[key], key
+    assert [(i["name"], i["data_type"], [int(d) for d in i["dims"]]) for i in g_config["input"]] == [
+        (i["name"], i["data_type"], i["dims"]) for i in h_config["input"]
+    ]
+    assert int(g_config["dynamic_batching"].get("max_queue_delay_microseconds", 0)) == h_config["dynamic_batching"]["max_queue_delay_microseconds"]
+    g_meta = client.get_model_metadata("cnn", as_json=True)
+    h_meta = server.get_json("/v2/models/cnn")
+    assert [(t["name"], t["datatype"], [int(d) for d in t["shape"]]) for t in g_meta["outputs"]] == [
+        (t["name"], t["datatype"], t["shape"]) for t in h_meta["outputs"]
+    ]
+    g_stats = client.get_inference_statistics("cnn", as_json=True)["model_stats"][0]
+    h_stats = server.get_json("/v2/models/cnn/stats")["model_stats"][0]
+    assert int(g_stats["inference_count"]) == h_stats["inference_count"] > 0
+    assert sorted(int(b["batch_size"]) for b in g_stats["batch_stats"]) == sorted(b["batch_size"] for b in h_stats["batch_stats"])
+    assert client.get_server_metadata(as_json=True)["extensions"] == server.get_json("/v2")["extensions"]

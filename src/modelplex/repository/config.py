@@ -43,6 +43,11 @@ _FROM_TRITON: dict[str, DataType] = {
 }
 _TO_TRITON = {v: k for k, v in _FROM_TRITON.items()}
 
+
+def triton_type(datatype: DataType) -> str:
+    """Triton's model-configuration type name of a datatype, e.g. "TYPE_FP32"."""
+    return _TO_TRITON[datatype]
+
 # Triton's ModelConfig message, built in a private descriptor pool: importing the generated
 # model_config_pb2 would register "model_config.proto" in protobuf's default pool, and a process
 # that also imports tritonclient.grpc (tests, benchmarks) would then fail with "duplicate file".

@@ -13,13 +13,12 @@ from modelplex.core.devices import SliceSpec
 from modelplex.core.errors import DeadlineError, InvalidArgumentError, ModelplexError, NotFoundError, UnavailableError
 from modelplex.core.model import ModelConfig
 from modelplex.core.plan import Plan
-from modelplex.core.tensors import TensorSpec
 from modelplex.dispatch.batching import QueuedRequest
 from modelplex.dispatch.deadlines import deadline_s
-from modelplex.repository.config import to_triton_json
 from modelplex.repository.store import ModelState, Registry, load_model_config, scan_repository
 from modelplex.runtime.slices import divide
 from modelplex.serving.books import ModelBook, Pending
+from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata, metadata_of
 from modelplex.serving.slice_set import PlanApplied, SliceSet
 from modelplex.serving.stats import Metrics, ModelStats
 from modelplex.serving.types import InferRequest, InferResponse
@@ -218,8 +217,8 @@ class DataPlane:
         return await future
 
     # ---- metadata ------------------------------------------------------------------------
-    def server_metadata(self) -> dict[str, Any]:
-        return {"name": "modelplex", "version": __version__, "extensions": EXTENSIONS}
+    def server_metadata(self) -> ServerMetadata:
+        return ServerMetadata("modelplex", __version__, tuple(EXTENSIONS))
 
     def ready(self) -> bool:
         return all(self.slices.model_ready(m) for m in self.slices.routes)
@@ -231,44 +230,31 @@ class DataPlane:
             return False
         return self.slices.model_ready(name)
 
-    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
-        config = self.get(name, version).config
-        return {
-            "name": name,
-            "versions": [config.model.version],
-            "platform": config.platform,
-            "inputs": [_spec_json(s, config) for s in config.inputs],
-            "outputs": [_spec_json(s, config) for s in config.outputs],
-        }
+    def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
+        return metadata_of(self.get(name, version).config)
 
-    def model_config(self, name: str, version: str | None = None) -> dict[str, Any]:
-        config = self.get(name, version).config
-        out = to_triton_json(config)
-        if config.batching.slo_ms is not None:
-            out["parameters"] = {"slo_ms": {"string_value": str(config.batching.slo_ms)}}
-        return out
+    def model_config(self, name: str, version: str | None = None) -> ModelConfig:
+        return self.get(name, version).config
 
-    def repository_index(self) -> list[dict[str, Any]]:
+    def repository_index(self) -> list[RepositoryEntry]:
         configs, errors = scan_repository(self.repository)
         seen: set[str] = set()
-        out: list[dict[str, Any]] = []
+        out: list[RepositoryEntry] = []
         for c in configs:
-            seen.add(c.model.name)
-            placed = c.model.name in self.slices.routes
-            state = "READY" if placed and self.slices.model_ready(c.model.name) else "UNAVAILABLE"
-            entry: dict[str, Any] = {"name": c.model.name, "version": c.model.version, "state": state}
-            if state != "READY":
-                fallback = "not placed by the current plan" if self.plan is not None and not placed else "unloaded"
-                entry["reason"] = self.failed.get(c.model.name, fallback)
-            out.append(entry)
-        for name, reason in sorted(errors.items()):
-            if name not in seen:
-                out.append({"name": name, "version": "", "state": "UNAVAILABLE", "reason": reason})
+            name = c.model.name
+            seen.add(name)
+            placed = name in self.slices.routes
+            if placed and self.slices.model_ready(name):
+                out.append(RepositoryEntry(name, c.model.version, "READY"))
+                continue
+            fallback = "not placed by the current plan" if self.plan is not None and not placed else "unloaded"
+            out.append(RepositoryEntry(name, c.model.version, "UNAVAILABLE", self.failed.get(name, fallback)))
+        out.extend(RepositoryEntry(n, "", "UNAVAILABLE", reason) for n, reason in sorted(errors.items()) if n not in seen)
         return out
 
-    def statistics(self, name: str | None = None, version: str | None = None) -> dict[str, Any]:
+    def statistics(self, name: str | None = None, version: str | None = None) -> list[ModelStatistics]:
         books = [self.get(name, version)] if name else [self.books[n] for n in sorted(self.slices.routes) if n in self.books]
-        return {"model_stats": [b.stats.to_json(b.config.model.name, b.config.model.version) for b in books]}
+        return [ModelStatistics(b.config.model.name, b.config.model.version, b.stats) for b in books]
 
     def status(self) -> dict[str, Any]:
         """Frontend process, every slice (worker pid, cores, memory, queues), each model's slices."""
@@ -315,10 +301,3 @@ class ArrivalObserver(Protocol):
     """Told of every request that arrives (the re-planning controller)."""
 
     def observe(self, model: str, now: float, count: int = 1) -> None: ...
-
-
-def _spec_json(spec: TensorSpec, config: ModelConfig) -> dict[str, Any]:
-    shape = list(spec.shape)
-    if config.batched:
-        shape = [-1, *shape]
-    return {"name": spec.name, "datatype": spec.datatype.value, "shape": shape}

@@ -9,7 +9,10 @@ import numpy as np
 import orjson
 
 from modelplex.core.errors import InvalidArgumentError, PayloadTooLargeError
+from modelplex.core.model import ModelConfig
 from modelplex.core.tensors import DataType, deserialize_bytes_tensor, serialize_bytes_tensor
+from modelplex.repository.config import to_triton_json
+from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata, TensorMetadata
 from modelplex.serving.types import InferInput, InferRequest, InferResponse, RequestedOutput
 
 
@@ -189,3 +192,32 @@ def encode_response(request: InferRequest, response: InferResponse) -> tuple[byt
     if not blobs:
         return head, None
     return b"".join([head, *blobs]), len(head)
+
+
+# ---- typed data-plane answers as KServe v2 JSON ----------------------------------------------
+def server_metadata_json(m: ServerMetadata) -> dict[str, Any]:
+    return {"name": m.name, "version": m.version, "extensions": list(m.extensions)}
+
+
+def model_metadata_json(m: ModelMetadata) -> dict[str, Any]:
+    def tensor(t: TensorMetadata) -> dict[str, Any]:
+        return {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
+
+    return {"name": m.name, "versions": list(m.versions), "platform": m.platform,
+            "inputs": [tensor(t) for t in m.inputs], "outputs": [tensor(t) for t in m.outputs]}
+
+
+def model_config_json(config: ModelConfig) -> dict[str, Any]:
+    """Triton's JSON shape of the configuration, the SLO as a parameter."""
+    out = to_triton_json(config)
+    if config.batching.slo_ms is not None:
+        out["parameters"] = {"slo_ms": {"string_value": str(config.batching.slo_ms)}}
+    return out
+
+
+def repository_index_json(entries: list[RepositoryEntry]) -> list[dict[str, Any]]:
+    return [{"name": e.name, "version": e.version, "state": e.state, **({"reason": e.reason} if e.reason else {})} for e in entries]
+
+
+def statistics_json(stats: list[ModelStatistics]) -> dict[str, Any]:
+    return {"model_stats": [s.stats.to_json(s.name, s.version) for s in stats]}

@@ -17,7 +17,16 @@ from modelplex.core.errors import InvalidArgumentError, ModelplexError, PayloadT
 from modelplex.core.plan import Plan
 from modelplex.serving.dataplane import DataPlane
 from modelplex.serving.errors_map import HTTP_STATUS
-from modelplex.serving.http_codec import decode_request, decompress, encode_response
+from modelplex.serving.http_codec import (
+    decode_request,
+    decompress,
+    encode_response,
+    model_config_json,
+    model_metadata_json,
+    repository_index_json,
+    server_metadata_json,
+    statistics_json,
+)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
 
@@ -155,7 +164,7 @@ def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, dr
         return ok_if(plane.ready())
 
     async def server_metadata(request: Request) -> Response:
-        return _json(plane.server_metadata())
+        return _json(server_metadata_json(plane.server_metadata()))
 
     def _mv(request: Request) -> tuple[str, str | None]:
         p = request.path_params
@@ -165,17 +174,17 @@ def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, dr
         return ok_if(plane.model_ready(*_mv(request)))
 
     async def model_metadata(request: Request) -> Response:
-        return _json(plane.model_metadata(*_mv(request)))
+        return _json(model_metadata_json(plane.model_metadata(*_mv(request))))
 
     async def model_config(request: Request) -> Response:
-        return _json(plane.model_config(*_mv(request)))
+        return _json(model_config_json(plane.model_config(*_mv(request))))
 
     async def stats(request: Request) -> Response:
         p = request.path_params
-        return _json(plane.statistics(p.get("model"), p.get("version")))
+        return _json(statistics_json(plane.statistics(p.get("model"), p.get("version"))))
 
     async def repo_index(request: Request) -> Response:
-        return _json(plane.repository_index())
+        return _json(repository_index_json(plane.repository_index()))
 
     async def repo_load(request: Request) -> Response:
         await plane.load(request.path_params["model"])
