@@ -47,9 +47,42 @@ class ServerOptions:
 
 
 async def serve(options: ServerOptions) -> int:
-    registry = Registry(options.state_dir) if options.state_dir is not None else None
     mps, devices = _gpus(options)
     log.info("loading models from %s on cores %s ...", options.repository, list(options.cpus))
+    plane, driver = await _start_plane(options, mps, devices)
+    grpc_server = None
+    if options.grpc_port:
+        from modelplex.serving.grpc_frontend import start_grpc
+
+        grpc_server = await start_grpc(plane, options.host, options.grpc_port, options.max_body_bytes)
+    server = _http_server(options, plane, driver)
+    base = f"http://{options.host}:{options.http_port}"
+    log.info("serving KServe v2 HTTP on %s%s", base, f" and gRPC on {options.host}:{options.grpc_port}" if grpc_server else "")
+    if plane.slices.routes:
+        log.info("try   curl %s/v2/models/%s", base, sorted(plane.slices.routes)[0])
+        log.info("      curl %s/v2/repository/index -X POST", base)
+    try:
+        # uvicorn's public serve() re-raises SIGTERM after shutting down, which would end the
+        # process before the workers and the MPS daemon are stopped below
+        await server._serve()
+    finally:
+        log.info("shutting down")
+        if driver is not None:
+            await driver.stop()
+        if grpc_server is not None:
+            await grpc_server.stop(grace=1.0)
+        await plane.stop()
+        if mps is not None:
+            mps.stop()
+    return 0
+
+
+async def _start_plane(
+    options: ServerOptions, mps: MpsDaemon | None, devices: list[DeviceSpec]
+) -> tuple[DataPlane, PlanDriver | None]:
+    """The data plane on local worker processes: one slice per model instance, or under a plan
+    (profiles, the re-planning controller and its driver) when a policy is given."""
+    registry = Registry(options.state_dir) if options.state_dir is not None else None
     controller, service = None, None
     if options.policy is not None:
         configs, _ = scan_repository(options.repository)
@@ -75,11 +108,10 @@ async def serve(options: ServerOptions) -> int:
         plane.modelless.start()
         log.info("model-less serving for task(s) %s: %d variants, loaded on first use",
                  ", ".join(sorted(plane.modelless.tasks)), len(plane.modelless.variants))
-    grpc_server = None
-    if options.grpc_port:
-        from modelplex.serving.grpc_frontend import start_grpc
+    return plane, driver
 
-        grpc_server = await start_grpc(plane, options.host, options.grpc_port, options.max_body_bytes)
+
+def _http_server(options: ServerOptions, plane: DataPlane, driver: PlanDriver | None) -> uvicorn.Server:
     config = uvicorn.Config(
         build_app(plane, options.max_body_bytes, driver),
         host=options.host,
@@ -98,24 +130,7 @@ async def serve(options: ServerOptions) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-    base = f"http://{options.host}:{options.http_port}"
-    log.info("serving KServe v2 HTTP on %s%s", base, f" and gRPC on {options.host}:{options.grpc_port}" if grpc_server else "")
-    if slices.routes:
-        name = sorted(slices.routes)[0]
-        log.info("try   curl %s/v2/models/%s", base, name)
-        log.info("      curl %s/v2/repository/index -X POST", base)
-    try:
-        await server._serve()
-    finally:
-        log.info("shutting down")
-        if driver is not None:
-            await driver.stop()
-        if grpc_server is not None:
-            await grpc_server.stop(grace=1.0)
-        await plane.stop()
-        if mps is not None:
-            mps.stop()
-    return 0
+    return server
 
 
 def _gpus(options: ServerOptions) -> tuple[MpsDaemon | None, list[DeviceSpec]]:

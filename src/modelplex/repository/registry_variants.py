@@ -17,7 +17,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -76,22 +76,20 @@ class TaskModel:
 
 
 def list_tasks(registry: Registry) -> list[Task]:
-    with registry._lock:
-        rows = registry._db.execute(
-            "SELECT t.name, t.description, COUNT(m.name) FROM tasks t"
-            " LEFT JOIN task_models m ON m.task = t.name GROUP BY t.name ORDER BY t.name"
-        ).fetchall()
+    rows = registry.query(
+        "SELECT t.name, t.description, COUNT(m.name) FROM tasks t"
+        " LEFT JOIN task_models m ON m.task = t.name GROUP BY t.name ORDER BY t.name"
+    )
     return [Task(str(n), str(d), int(c)) for n, d, c in rows]
 
 
 def add_task(registry: Registry, name: str, description: str = "", now: float | None = None) -> Task:
     """Make a task known (idempotent)."""
     _check_name(name, "task")
-    with registry._lock:
-        registry._db.execute(
-            "INSERT OR IGNORE INTO tasks (name, description, created_at) VALUES (?, ?, ?)",
-            (name, description, time.time() if now is None else now),
-        )
+    registry.execute(
+        "INSERT OR IGNORE INTO tasks (name, description, created_at) VALUES (?, ?, ?)",
+        (name, description, time.time() if now is None else now),
+    )
     return next(t for t in list_tasks(registry) if t.name == name)
 
 
@@ -127,25 +125,10 @@ def register(
     `profile=False` to store variants without latency profiles. Returns the stored variants.
     """
     model_path = Path(model_path)
-    _check_name(name, "model")
-    _check_task(registry, task, create_task)
-    if get_task_model(registry, name) is not None:
-        raise InvalidArgumentError(f"model {name!r} is already registered (names are unique)")
-    if Precision.FP32 not in precisions:
-        raise InvalidArgumentError("precisions must include fp32 (the reference of the others)")
-    graph = inspect_onnx(model_path)  # InvalidArgumentError when not a loadable ONNX file
-    if not graph.batchable:
-        raise InvalidArgumentError(
-            f"{model_path}: every input and output needs a dynamic first (batch) dimension"
-        )
-    config = build_model_config(
-        ModelId(name, "1"), model_path, graph,
-        overrides=ServingOverrides(task=task, max_batch_size=max_batch),
-    )
+    config = _checked_config(registry, model_path, task, name, create_task, precisions, max_batch)
     data = load_validation(Path(validation), config) if validation is not None else synthetic_validation(config)
     if profile and profiler is None:
         profiler = worker_profiler(ProfileSettings())
-
     root = registry.path.parent / VARIANTS_DIRNAME
     final = root / name
     scratch = root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
@@ -156,43 +139,14 @@ def register(
         variants = [_moved(v, scratch, final) for v in variants]
         fp32_config = replace(config, path=str(final / "fp32.onnx"))
         stamp = time.time() if now is None else now
-        with registry._lock:
-            db = registry._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if db.execute("SELECT 1 FROM task_models WHERE name = ?", (name,)).fetchone():
-                    raise InvalidArgumentError(f"model {name!r} is already registered (names are unique)")
-                db.execute(
-                    "INSERT OR IGNORE INTO tasks (name, description, created_at) VALUES (?, '', ?)",
-                    (task, stamp),
-                )
-                db.execute(
-                    "INSERT INTO task_models (name, task, source_path, config, validation, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (name, task, str(model_path.resolve()), json.dumps(model_config_to_json(fp32_config)),
-                     data.source, stamp),
-                )
-                for v in variants:
-                    db.execute(
-                        "INSERT INTO variants (name, model, task, data, created_at) VALUES (?, ?, ?, ?, ?)",
-                        (v.name, name, task, json.dumps(variant_to_json(v)), stamp),
-                    )
-                    if v.profile is not None:  # also where the planner and `modelplex profile` look
-                        p = v.profile
-                        db.execute(
-                            "INSERT INTO profiles (model, hardware, device_kind, data, updated_at)"
-                            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, hardware, device_kind)"
-                            " DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at",
-                            (p.model, p.hardware, p.device_kind, json.dumps(p.to_json()), stamp),
-                        )
-                if final.exists():  # left by a crash between rename and commit: not registered
-                    shutil.rmtree(final)
-                scratch.rename(final)
-                moved = True
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with registry.transaction() as run:
+            if run("SELECT 1 FROM task_models WHERE name = ?", (name,)):
+                raise InvalidArgumentError(f"model {name!r} is already registered (names are unique)")
+            _insert(run, TaskModel(name, task, str(model_path.resolve()), fp32_config, data.source, stamp), variants)
+            if final.exists():  # left by a crash between rename and commit: not registered
+                shutil.rmtree(final)
+            scratch.rename(final)
+            moved = True
         return variants
     except ModelplexError:
         raise
@@ -206,6 +160,50 @@ def register(
             shutil.rmtree(final, ignore_errors=True)
 
 
+def _checked_config(
+    registry: Registry, model_path: Path, task: str, name: str, create_task: bool,
+    precisions: Sequence[Precision], max_batch: int | None,
+) -> ModelConfig:
+    """The FP32 model's serving configuration, after every check a registration needs."""
+    _check_name(name, "model")
+    _check_task(registry, task, create_task)
+    if get_task_model(registry, name) is not None:
+        raise InvalidArgumentError(f"model {name!r} is already registered (names are unique)")
+    if Precision.FP32 not in precisions:
+        raise InvalidArgumentError("precisions must include fp32 (the reference of the others)")
+    graph = inspect_onnx(model_path)  # InvalidArgumentError when not a loadable ONNX file
+    if not graph.batchable:
+        raise InvalidArgumentError(
+            f"{model_path}: every input and output needs a dynamic first (batch) dimension"
+        )
+    return build_model_config(
+        ModelId(name, "1"), model_path, graph,
+        overrides=ServingOverrides(task=task, max_batch_size=max_batch),
+    )
+
+
+def _insert(run: Callable[[str, Sequence[object]], object], m: TaskModel, variants: list[Variant]) -> None:
+    """The rows of one registration (inside its transaction)."""
+    run("INSERT OR IGNORE INTO tasks (name, description, created_at) VALUES (?, '', ?)", (m.task, m.created_at))
+    run(
+        "INSERT INTO task_models (name, task, source_path, config, validation, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (m.name, m.task, m.source_path, json.dumps(model_config_to_json(m.config)), m.validation, m.created_at),
+    )
+    for v in variants:
+        run(
+            "INSERT INTO variants (name, model, task, data, created_at) VALUES (?, ?, ?, ?, ?)",
+            (v.name, m.name, m.task, json.dumps(variant_to_json(v)), m.created_at),
+        )
+        if v.profile is not None:  # also where the planner and `modelplex profile` look
+            p = v.profile
+            run(
+                "INSERT INTO profiles (model, hardware, device_kind, data, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, hardware, device_kind)"
+                " DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at",
+                (p.model, p.hardware, p.device_kind, json.dumps(p.to_json()), m.created_at),
+            )
+
+
 def _moved(v: Variant, scratch: Path, final: Path) -> Variant:
     return replace(v, path=str(final / Path(v.path).relative_to(scratch)))
 
@@ -214,14 +212,12 @@ def _moved(v: Variant, scratch: Path, final: Path) -> Variant:
 
 
 def get_task_model(registry: Registry, name: str) -> TaskModel | None:
-    with registry._lock:
-        row = registry._db.execute(
-            "SELECT name, task, source_path, config, validation, created_at FROM task_models WHERE name = ?",
-            (name,),
-        ).fetchone()
-    if row is None:
+    rows = registry.query(
+        "SELECT name, task, source_path, config, validation, created_at FROM task_models WHERE name = ?", (name,)
+    )
+    if not rows:
         return None
-    n, task, src, cfg, val, at = row
+    n, task, src, cfg, val, at = rows[0]
     return TaskModel(str(n), str(task), str(src), model_config_from_json(json.loads(cfg)), str(val), float(at))
 
 
@@ -235,16 +231,15 @@ def list_variants(registry: Registry, task: str | None = None, model: str | None
     if model is not None:
         query += " AND model = ?"
         args.append(model)
-    with registry._lock:
-        rows = registry._db.execute(query, args).fetchall()
+    rows = registry.query(query, args)
     order = {p: i for i, p in enumerate(Precision)}
     found = [variant_from_json(json.loads(r[0])) for r in rows]
     return sorted(found, key=lambda v: (v.task, v.model, order[v.precision]))
 
 
 def get_variant(registry: Registry, name: str) -> Variant:
-    with registry._lock:
-        row = registry._db.execute("SELECT data FROM variants WHERE name = ?", (name,)).fetchone()
+    rows = registry.query("SELECT data FROM variants WHERE name = ?", (name,))
+    row = rows[0] if rows else None
     if row is None:
         raise NotFoundError(f"variant {name!r} is not registered")
     return variant_from_json(json.loads(row[0]))

@@ -11,6 +11,8 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,6 +195,9 @@ SCHEMA_VERSION = len(_MIGRATIONS)  # the version this code writes
 DB_FILENAME = "modelplex.db"  # inside the state directory
 
 
+Rows = list[tuple[Any, ...]]  # rows of one SQL statement
+
+
 class Registry:
     """Registered models (and measured profiles) persisted in SQLite under the state directory.
 
@@ -333,6 +338,35 @@ class Registry:
                 (model, hardware, device_kind),
             ).fetchone()
         return json.loads(row[0]) if row else None
+
+    # -- SQL for the modules of this package that keep their own tables (registry_variants)
+
+    def query(self, sql: str, args: Sequence[object] = ()) -> Rows:
+        """Rows of one read."""
+        with self._lock:
+            return list(self._db.execute(sql, tuple(args)).fetchall())
+
+    def execute(self, sql: str, args: Sequence[object] = ()) -> None:
+        """One write, committed at once."""
+        with self._lock:
+            self._db.execute(sql, tuple(args))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Callable[[str, Sequence[object]], Rows]]:
+        """Several statements that commit together or not at all: yields `run(sql, args) -> rows`."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+
+            def run(sql: str, args: Sequence[object] = ()) -> Rows:
+                return list(db.execute(sql, tuple(args)).fetchall())
+
+            try:
+                yield run
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     # -- lifetime
 

@@ -106,10 +106,8 @@ def _load_or_unload(header: dict[str, Any], loaded: dict[str, "_Loaded"], thread
     return {"op": "result", "id": header.get("id"), "ok": True}
 
 
-def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: str) -> int:
-    import numpy as np
-    import orjson
-
+def _load_all(sock: socket.socket, models: dict[str, str], threads: int, provider: str) -> "dict[str, _Loaded] | None":
+    """Load every model, then say ready (or why not: None)."""
     from modelplex.runtime import wire
 
     t0 = time.perf_counter()
@@ -121,12 +119,24 @@ def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: s
             msg = f"cannot load model {name} from {path}: {exc}"
             log.debug("%s", msg)
             sock.sendall(b"".join(wire.encode({"op": "failed", "error": msg}, [])))
-            return 1
+            return None
     load_s = time.perf_counter() - t0
     log.debug("loaded %s on %d thread(s) (%s) in %.2f s", ", ".join(loaded), threads, provider, load_s)
     sock.sendall(
         b"".join(wire.encode({"op": "ready", "load_s": load_s, "rss_mb": _rss_mb(), "pid": os.getpid()}, []))
     )
+    return loaded
+
+
+def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: str) -> int:
+    import numpy as np
+    import orjson
+
+    from modelplex.runtime import wire
+
+    loaded = _load_all(sock, models, threads, provider)
+    if loaded is None:
+        return 1
     default = next(iter(loaded))
     while True:
         prefix = _recv_exact(sock, wire.PREFIX.size)

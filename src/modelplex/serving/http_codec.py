@@ -109,7 +109,14 @@ def decode_request(model: str, version: str | None, body: bytes, header_length: 
     params = doc.get("parameters") or {}
     if not isinstance(params, dict):
         raise InvalidArgumentError("'parameters' must be an object")
-    binary = memoryview(body)[json_len:]
+    inputs = _decode_inputs(raw_inputs, memoryview(body)[json_len:])
+    outputs = _decode_outputs(doc.get("outputs"))
+    req_id = doc.get("id")
+    return InferRequest(model, version, inputs, outputs, None if req_id is None else str(req_id), params)
+
+
+def _decode_inputs(raw_inputs: list[Any], binary: memoryview) -> list[InferInput]:
+    """The request's inputs: JSON `data`, or the binary extension's bytes after the JSON header."""
     pos = 0
     inputs: list[InferInput] = []
     for raw in raw_inputs:
@@ -138,20 +145,22 @@ def decode_request(model: str, version: str | None, body: bytes, header_length: 
         inputs.append(InferInput(name, dtype, shape, array))
     if pos != len(binary):
         raise InvalidArgumentError(f"request has {len(binary) - pos} bytes of binary data that no input claims")
-    outputs: list[RequestedOutput] | None = None
-    raw_outputs = doc.get("outputs")
-    if raw_outputs:
-        if not isinstance(raw_outputs, list):
-            raise InvalidArgumentError("'outputs' must be a list")
-        outputs = []
-        for o in raw_outputs:
-            if not isinstance(o, dict) or not isinstance(o.get("name"), str):
-                raise InvalidArgumentError("each requested output needs a 'name'")
-            oparams = o.get("parameters") or {}
-            bin_flag = oparams.get("binary_data") if isinstance(oparams, dict) else None
-            outputs.append(RequestedOutput(o["name"], None if bin_flag is None else bool(bin_flag)))
-    req_id = doc.get("id")
-    return InferRequest(model, version, inputs, outputs, None if req_id is None else str(req_id), params)
+    return inputs
+
+
+def _decode_outputs(raw_outputs: Any) -> list[RequestedOutput] | None:
+    if not raw_outputs:
+        return None
+    if not isinstance(raw_outputs, list):
+        raise InvalidArgumentError("'outputs' must be a list")
+    outputs = []
+    for o in raw_outputs:
+        if not isinstance(o, dict) or not isinstance(o.get("name"), str):
+            raise InvalidArgumentError("each requested output needs a 'name'")
+        oparams = o.get("parameters") or {}
+        bin_flag = oparams.get("binary_data") if isinstance(oparams, dict) else None
+        outputs.append(RequestedOutput(o["name"], None if bin_flag is None else bool(bin_flag)))
+    return outputs
 
 
 def _json_data(array: np.ndarray, dtype: DataType) -> Any:

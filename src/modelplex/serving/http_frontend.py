@@ -153,96 +153,109 @@ class InferFastPath:
         return decompress(body, encoding.decode("latin-1"), limit) if encoding else body
 
 
-def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, driver: ControlStatus | None = None) -> InferFastPath:
-    def ok_if(flag: bool) -> Response:
-        return Response(status_code=200 if flag else 400)
+class _Api:
+    """The REST routes other than infer (Starlette handlers over the data plane)."""
 
-    async def live(request: Request) -> Response:
+    def __init__(self, plane: DataPlane, driver: ControlStatus | None) -> None:
+        self.plane = plane  # answers everything
+        self.driver = driver  # the re-planning loop, when serving under a policy
+
+    async def live(self, request: Request) -> Response:
         return Response(status_code=200)
 
-    async def ready(request: Request) -> Response:
-        return ok_if(plane.ready())
+    async def ready(self, request: Request) -> Response:
+        return _ok_if(self.plane.ready())
 
-    async def server_metadata(request: Request) -> Response:
-        return _json(server_metadata_json(plane.server_metadata()))
+    async def server_metadata(self, request: Request) -> Response:
+        return _json(server_metadata_json(self.plane.server_metadata()))
 
-    def _mv(request: Request) -> tuple[str, str | None]:
+    async def model_ready(self, request: Request) -> Response:
+        return _ok_if(self.plane.model_ready(*_mv(request)))
+
+    async def model_metadata(self, request: Request) -> Response:
+        return _json(model_metadata_json(self.plane.model_metadata(*_mv(request))))
+
+    async def model_config(self, request: Request) -> Response:
+        return _json(model_config_json(self.plane.model_config(*_mv(request))))
+
+    async def stats(self, request: Request) -> Response:
         p = request.path_params
-        return p["model"], p.get("version")
+        return _json(statistics_json(self.plane.statistics(p.get("model"), p.get("version"))))
 
-    async def model_ready(request: Request) -> Response:
-        return ok_if(plane.model_ready(*_mv(request)))
+    async def repo_index(self, request: Request) -> Response:
+        return _json(repository_index_json(self.plane.repository_index()))
 
-    async def model_metadata(request: Request) -> Response:
-        return _json(model_metadata_json(plane.model_metadata(*_mv(request))))
-
-    async def model_config(request: Request) -> Response:
-        return _json(model_config_json(plane.model_config(*_mv(request))))
-
-    async def stats(request: Request) -> Response:
-        p = request.path_params
-        return _json(statistics_json(plane.statistics(p.get("model"), p.get("version"))))
-
-    async def repo_index(request: Request) -> Response:
-        return _json(repository_index_json(plane.repository_index()))
-
-    async def repo_load(request: Request) -> Response:
-        await plane.load(request.path_params["model"])
+    async def repo_load(self, request: Request) -> Response:
+        await self.plane.load(request.path_params["model"])
         return _json({})
 
-    async def repo_unload(request: Request) -> Response:
-        await plane.unload(request.path_params["model"])
+    async def repo_unload(self, request: Request) -> Response:
+        await self.plane.unload(request.path_params["model"])
         return _json({})
 
-    async def status(request: Request) -> Response:
-        return _json(plane.status())
+    async def status(self, request: Request) -> Response:
+        return _json(self.plane.status())
 
-    async def plan_apply(request: Request) -> Response:
+    async def plan_apply(self, request: Request) -> Response:
         try:
             new_plan = Plan.from_json(orjson.loads(await request.body()))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AssertionError) as exc:
             raise InvalidArgumentError(f"body is not a plan (the JSON that `modelplex plan` writes): {exc!r}") from None
-        applied = await plane.apply_plan(new_plan)
+        applied = await self.plane.apply_plan(new_plan)
         return _json({"applied": True, "switch_s": round(applied.switch_s, 4), "slices": len(new_plan.slices),
                       "started": applied.started, "kept": applied.kept, "drained": applied.drained})
 
-    async def tasks(request: Request) -> Response:
-        if plane.modelless is None:
+    async def tasks(self, request: Request) -> Response:
+        if self.plane.modelless is None:
             return _json({"tasks": [], "variants": {}, "decisions": []})
-        return _json(plane.modelless.status())
+        return _json(self.plane.modelless.status())
 
-    async def plan_status(request: Request) -> Response:
-        doc = plane.plan_status()
-        doc["controller"] = driver.status() if driver is not None else None
+    async def plan_status(self, request: Request) -> Response:
+        doc = self.plane.plan_status()
+        doc["controller"] = self.driver.status() if self.driver is not None else None
         return _json(doc)
 
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(plane.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self.plane.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    mv = "/v2/models/{model}"
-    mvv = "/v2/models/{model}/versions/{version}"
-    routes = [
-        Route("/v2/health/live", _guard(live)),
-        Route("/v2/health/ready", _guard(ready)),
-        Route("/v2", _guard(server_metadata)),
-        Route("/v2/models/stats", _guard(stats)),
-        Route(mv + "/stats", _guard(stats)),
-        Route(mvv + "/stats", _guard(stats)),
-        Route(mv + "/ready", _guard(model_ready)),
-        Route(mvv + "/ready", _guard(model_ready)),
-        Route(mv + "/config", _guard(model_config)),
-        Route(mvv + "/config", _guard(model_config)),
-        Route(mv, _guard(model_metadata)),
-        Route(mvv, _guard(model_metadata)),
-        Route("/v2/repository/index", _guard(repo_index), methods=["POST", "GET"]),
-        Route("/v2/repository/models/{model}/load", _guard(repo_load), methods=["POST"]),
-        Route("/v2/repository/models/{model}/unload", _guard(repo_unload), methods=["POST"]),
-        Route("/v2/status", _guard(status)),
-        Route("/v2/tasks", _guard(tasks)),
-        Route("/v2/plan", _guard(plan_status), methods=["GET"]),
-        Route("/v2/plan", _guard(plan_apply), methods=["POST"]),
-        Route("/metrics", metrics),
-    ]
+    def routes(self) -> list[Route]:
+        mv = "/v2/models/{model}"
+        mvv = "/v2/models/{model}/versions/{version}"
+        return [
+            Route("/v2/health/live", _guard(self.live)),
+            Route("/v2/health/ready", _guard(self.ready)),
+            Route("/v2", _guard(self.server_metadata)),
+            Route("/v2/models/stats", _guard(self.stats)),
+            Route(mv + "/stats", _guard(self.stats)),
+            Route(mvv + "/stats", _guard(self.stats)),
+            Route(mv + "/ready", _guard(self.model_ready)),
+            Route(mvv + "/ready", _guard(self.model_ready)),
+            Route(mv + "/config", _guard(self.model_config)),
+            Route(mvv + "/config", _guard(self.model_config)),
+            Route(mv, _guard(self.model_metadata)),
+            Route(mvv, _guard(self.model_metadata)),
+            Route("/v2/repository/index", _guard(self.repo_index), methods=["POST", "GET"]),
+            Route("/v2/repository/models/{model}/load", _guard(self.repo_load), methods=["POST"]),
+            Route("/v2/repository/models/{model}/unload", _guard(self.repo_unload), methods=["POST"]),
+            Route("/v2/status", _guard(self.status)),
+            Route("/v2/tasks", _guard(self.tasks)),
+            Route("/v2/plan", _guard(self.plan_status), methods=["GET"]),
+            Route("/v2/plan", _guard(self.plan_apply), methods=["POST"]),
+            Route("/metrics", self.metrics),
+        ]
+
+
+def _ok_if(flag: bool) -> Response:
+    return Response(status_code=200 if flag else 400)
+
+
+def _mv(request: Request) -> tuple[str, str | None]:
+    p = request.path_params
+    return p["model"], p.get("version")
+
+
+def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, driver: ControlStatus | None = None) -> InferFastPath:
+    routes = _Api(plane, driver).routes()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
