@@ -41,7 +41,7 @@ from modelplex.core.plan import Plan  # noqa: E402
 from modelplex.planning import plan as make_plan  # noqa: E402
 from modelplex.profiling.storage import read_export  # noqa: E402
 from modelplex.repository.examples import example_inputs, write_examples  # noqa: E402
-from modelplex.repository.store import load_model_config  # noqa: E402
+from modelplex.repository.folders import load_model_config  # noqa: E402
 from modelplex.sim.arrivals import TraceSpec, generate  # noqa: E402
 from modelplex.core.model import BatchingConfig  # noqa: E402
 from modelplex.planning.diff import diff  # noqa: E402

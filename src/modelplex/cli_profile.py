@@ -86,7 +86,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def select_models(repository: Path, models: str) -> list[ModelConfig]:
     """The highest version of each selected model; one-line warnings for models that fail to load."""
-    from modelplex.repository.store import scan_repository
+    from modelplex.repository.folders import scan_repository
 
     configs, errors = scan_repository(repository)
     latest: dict[str, ModelConfig] = {}

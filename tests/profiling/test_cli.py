@@ -128,7 +128,7 @@ def test_missing_repository_and_bad_import(cli: Cli, tmp_path: Path) -> None:
 def test_pairs_measure_both_directions(tiny_repo: Path) -> None:
     from modelplex.profiling.interference import F1, F2
     from modelplex.profiling.pairs import PairSettings, measure_pairs
-    from modelplex.repository.store import scan_repository
+    from modelplex.repository.folders import scan_repository
 
     configs, _ = scan_repository(tiny_repo)
     obs = measure_pairs(configs, PairSettings(batches=(4,), duration_s=0.1, min_runs=3))

@@ -9,15 +9,13 @@ from onnx import TensorProto, helper
 
 from modelplex.core import DataType, InvalidArgumentError, ModelId, TensorSpec
 from modelplex.core.errors import UnsupportedError
+from modelplex.repository.encoding import model_config_from_json, model_config_to_json, to_triton_json
 from modelplex.repository.config import (
     DEFAULT_MAX_BATCH_SIZE,
     build_model_config,
     inspect_onnx,
-    model_config_from_json,
-    model_config_to_json,
     parse_pbtxt,
     parse_yaml,
-    to_triton_json,
 )
 
 
@@ -157,7 +155,7 @@ def test_corrupt_file_is_a_load_error(tmp_path: Path) -> None:
 
 
 def test_json_roundtrip_and_triton_view(example_repo: Path) -> None:
-    from modelplex.repository.store import load_model_config
+    from modelplex.repository.folders import load_model_config
 
     cfg = load_model_config(example_repo, "cnn")
     assert model_config_from_json(model_config_to_json(cfg)) == cfg

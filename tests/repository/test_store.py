@@ -6,13 +6,8 @@ from pathlib import Path
 import pytest
 
 from modelplex.core import InvalidArgumentError, ModelId, NotFoundError
-from modelplex.repository.store import (
-    ModelState,
-    Registry,
-    SCHEMA_VERSION,
-    load_model_config,
-    scan_repository,
-)
+from modelplex.repository.folders import load_model_config, scan_repository
+from modelplex.repository.store import SCHEMA_VERSION, ModelState, Registry
 
 
 @pytest.fixture()

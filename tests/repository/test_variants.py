@@ -20,7 +20,8 @@ from modelplex.repository.registry_variants import (
     list_variants,
     register,
 )
-from modelplex.repository.store import Registry, load_model_config
+from modelplex.repository.folders import load_model_config
+from modelplex.repository.store import Registry
 from modelplex.repository.variants import (
     Precision,
     ProfileSettings,

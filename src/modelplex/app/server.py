@@ -16,7 +16,8 @@ from modelplex.core.devices import DeviceKind, DeviceSpec
 from modelplex.core.errors import InvalidArgumentError
 from modelplex.core.profile import Profile
 from modelplex.planning.service import ServiceModel
-from modelplex.repository.store import Registry, scan_repository
+from modelplex.repository.folders import scan_repository
+from modelplex.repository.store import Registry
 from modelplex.runtime.clock import MonotonicClock
 from modelplex.runtime.gpu import MpsDaemon, gpu_devices, gpu_names
 from modelplex.runtime.local import LocalExecutor

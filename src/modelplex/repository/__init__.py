@@ -10,14 +10,8 @@ from modelplex.repository.config import (
     parse_pbtxt,
     parse_yaml,
 )
-from modelplex.repository.store import (
-    ModelState,
-    RegisteredModel,
-    Registry,
-    load_model_config,
-    load_model_versions,
-    scan_repository,
-)
+from modelplex.repository.folders import load_model_config, load_model_versions, scan_repository
+from modelplex.repository.store import ModelState, RegisteredModel, Registry
 
 __all__ = [
     "GraphInfo",

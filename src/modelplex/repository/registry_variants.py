@@ -26,13 +26,8 @@ from modelplex.core.errors import InvalidArgumentError, ModelplexError, NotFound
 from modelplex.core.model import ModelConfig, ModelId
 from modelplex.core.profile import Profile
 from modelplex.planning.selection import Candidate
-from modelplex.repository.config import (
-    ServingOverrides,
-    build_model_config,
-    inspect_onnx,
-    model_config_from_json,
-    model_config_to_json,
-)
+from modelplex.repository.config import ServingOverrides, build_model_config, inspect_onnx
+from modelplex.repository.encoding import model_config_from_json, model_config_to_json
 from modelplex.repository.store import Registry
 from modelplex.repository.variants import (
     ALL_PRECISIONS,

@@ -1,8 +1,5 @@
-"""The model repository on disk, and the SQLite registry of what has been registered.
-
-Layout: `root/<model>/<version>/model.onnx`, with optional `root/<model>/config.pbtxt` (Triton)
-and `root/<model>/config.yaml` (modelplex), shared by all versions of the model.
-"""
+"""The SQLite registry of what has been registered (models, tasks, variants, profiles).
+The repository folders themselves are read by repository.folders."""
 
 from __future__ import annotations
 
@@ -19,98 +16,7 @@ from typing import Any
 
 from modelplex.core.errors import InvalidArgumentError, ModelplexError, NotFoundError
 from modelplex.core.model import ModelConfig, ModelId
-from modelplex.repository.config import (
-    build_model_config,
-    inspect_onnx,
-    load_pbtxt,
-    load_yaml,
-    model_config_from_json,
-    model_config_to_json,
-)
-
-MODEL_FILENAME = "model.onnx"  # Triton's default file name for the onnxruntime platform
-
-
-# --------------------------------------------------------------------------- repository scan
-
-
-def scan_repository(root: Path) -> tuple[list[ModelConfig], dict[str, str]]:
-    """Every loadable model version under root, and an error message per model that is not.
-
-    A model fails as a whole (like Triton) when its config is bad or any version cannot be
-    loaded; one failing model never stops the others.
-    """
-    root = _repository_root(root)
-    configs: list[ModelConfig] = []
-    errors: dict[str, str] = {}
-    for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        try:
-            configs.extend(load_model_versions(root, model_dir.name))
-        except ModelplexError as e:
-            errors[model_dir.name] = e.message
-        except Exception as e:  # noqa: BLE001 (a surprise in one model must not stop the scan)
-            errors[model_dir.name] = f"model {model_dir.name!r}: {type(e).__name__}: {e}"
-    return configs, errors
-
-
-def list_versions(root: Path, name: str) -> list[str]:
-    """Version folders of a model, in ascending numeric order (non-numeric folders are ignored)."""
-    model_dir = _model_dir(root, name)
-    versions = [p.name for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
-    return sorted(versions, key=int)
-
-
-def load_model_versions(root: Path, name: str) -> list[ModelConfig]:
-    """All versions of one model; raises on the first problem (the model is then unavailable)."""
-    model_dir = _model_dir(root, name)
-    triton = load_pbtxt(model_dir / "config.pbtxt") if (model_dir / "config.pbtxt").is_file() else None
-    overrides = load_yaml(model_dir / "config.yaml") if (model_dir / "config.yaml").is_file() else None
-    filename = (triton.default_model_filename if triton else "") or MODEL_FILENAME
-    versions = list_versions(root, name)
-    if not versions:
-        raise InvalidArgumentError(
-            f"model {name!r}: no version folders (expected {model_dir}/<version>/{filename})"
-        )
-    configs = []
-    for version in versions:
-        path = model_dir / version / filename
-        if not path.is_file():
-            raise InvalidArgumentError(f"model {name!r} version {version}: missing {path}")
-        graph = inspect_onnx(path)
-        configs.append(build_model_config(ModelId(name, version), path, graph, triton, overrides))
-    return configs
-
-
-def load_model_config(root: Path, name: str, version: str | None = None) -> ModelConfig:
-    """One version of a model (the highest-numbered when version is None), for repository load."""
-    configs = load_model_versions(root, name)
-    if version is None:
-        return configs[-1]
-    for config in configs:
-        if config.model.version == version:
-            return config
-    raise NotFoundError(
-        f"model {name!r} has no version {version!r} (versions: "
-        f"{', '.join(c.model.version for c in configs)})"
-    )
-
-
-def _repository_root(root: Path) -> Path:
-    root = Path(root)
-    if not root.is_dir():
-        raise InvalidArgumentError(f"model repository {root} is not a directory")
-    return root
-
-
-def _model_dir(root: Path, name: str) -> Path:
-    # Names come from API calls too: refuse anything that could step outside the repository.
-    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
-        raise InvalidArgumentError(f"invalid model name {name!r}")
-    model_dir = _repository_root(root) / name
-    if not model_dir.is_dir():
-        raise NotFoundError(f"model {name!r} is not in the repository {root}")
-    return model_dir
-
+from modelplex.repository.encoding import model_config_from_json, model_config_to_json
 
 # --------------------------------------------------------------------------- registry
 

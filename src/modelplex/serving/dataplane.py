@@ -15,7 +15,8 @@ from modelplex.core.model import ModelConfig
 from modelplex.core.plan import Plan
 from modelplex.dispatch.batching import QueuedRequest
 from modelplex.dispatch.deadlines import deadline_s
-from modelplex.repository.store import ModelState, Registry, load_model_config, scan_repository
+from modelplex.repository.folders import load_model_config, scan_repository
+from modelplex.repository.store import ModelState, Registry
 from modelplex.runtime.slices import divide
 from modelplex.serving.books import ModelBook, Pending
 from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata, metadata_of

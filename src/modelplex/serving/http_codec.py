@@ -11,7 +11,7 @@ import orjson
 from modelplex.core.errors import InvalidArgumentError, PayloadTooLargeError
 from modelplex.core.model import ModelConfig
 from modelplex.core.tensors import DataType, deserialize_bytes_tensor, serialize_bytes_tensor
-from modelplex.repository.config import to_triton_json
+from modelplex.repository.encoding import to_triton_json
 from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata, TensorMetadata
 from modelplex.serving.types import InferInput, InferRequest, InferResponse, RequestedOutput
 
