@@ -208,6 +208,37 @@ def print_points(policies: list[dict[str, Any]]) -> None:
                   f"| {sm['p50_ms']:.1f} / {sm['p99_ms']:.1f} | {ratio:.2f} | {lv['rejected']} |")
 
 
+def save_and_print(results: dict[str, Any], out: Path, tag: str) -> None:
+    """Add this run to the results file; print the tables."""
+    runs = json.loads(out.read_text()) if out.exists() else {}
+    if not isinstance(runs, dict) or "runs" not in runs:
+        runs = {"runs": {}}
+    runs["runs"][tag] = results
+    out.write_text(json.dumps(runs, indent=1))
+    print("\n| policy | peak rate within SLO (req/s) | live p99 at peak (ms) | simulator attainment at peak | simulator p99 (ms) |")
+    print("|---|---|---|---|---|")
+    for p in results["policies"]:
+        at = next((pt for pt in p["points"] if pt["rate_rps"] == p["peak_rps"]), None)
+        if at and "live" in at:
+            print(f"| {p['policy']} | {p['peak_rps']:.1f} | {at['live']['p99_ms']:.1f} | {at['sim']['attainment']:.2%} | {at['sim']['p99_ms']:.1f} |")
+        else:
+            print(f"| {p['policy']} | {p['peak_rps']:.1f} | - | - | - |")
+    print_points(results["policies"])
+    peaks = {p["policy"]: p["peak_rps"] for p in results["policies"]}
+    if peaks.get("temporal"):
+        print(f"\nelastic / temporal = {peaks.get('elastic', 0) / peaks['temporal']:.2f}")
+    if "step" in results:
+        s = results["step"]
+        print(f"\nstep {s['low_rps']:.1f} -> {s['high_rps']:.1f} req/s at t=10 s: {s['requests']} requests, {s['lost']} lost, "
+              f"{s['rejected']} rejected; {len(s['replans'])} re-plans; the reacting plan was serving {s['reaction_s']:.2f} s "
+              f"after the step; SLO attainment before the step {s['attainment_before_step']:.2%}, from 2 s after the "
+              f"new plan to the end {s['attainment_from_ready_plus_2s']:.2%}")
+        print(f"  whole run: live {s['live_attainment']:.2%} within SLO; simulator with the same controller "
+              f"{s['sim_attainment']:.2%} ({s['sim_replans']} plans, reacting {s['sim_reaction_s']} s after the step)")
+        for p in s["timeline"]:
+            print(f"  t={p['t_s']:4.0f}s {p['requests']:4d} req {p['attainment']:8.2%} p99 {p['p99_ms']:6.1f} ms")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=6.0, help="measured seconds per rate")
@@ -253,34 +284,7 @@ def main() -> int:
             low = (elastic["peak_rps"] if elastic and elastic["peak_rps"] else 60.0) / 4.5  # 3x = 2/3 of the peak
             print(f"rate step: {low:.1f} -> {3 * low:.1f} req/s with live re-planning", flush=True)
             results["step"] = step_experiment(repo, profiles_path, tmpd / "state-step", models, mix, slo_ms, low, args.seed, args.connections, batching)
-    out = Path(args.out)
-    runs = json.loads(out.read_text()) if out.exists() else {}
-    if not isinstance(runs, dict) or "runs" not in runs:
-        runs = {"runs": {}}
-    runs["runs"][args.tag or args.mix] = results
-    out.write_text(json.dumps(runs, indent=1))
-    print("\n| policy | peak rate within SLO (req/s) | live p99 at peak (ms) | simulator attainment at peak | simulator p99 (ms) |")
-    print("|---|---|---|---|---|")
-    for p in results["policies"]:
-        at = next((pt for pt in p["points"] if pt["rate_rps"] == p["peak_rps"]), None)
-        if at and "live" in at:
-            print(f"| {p['policy']} | {p['peak_rps']:.1f} | {at['live']['p99_ms']:.1f} | {at['sim']['attainment']:.2%} | {at['sim']['p99_ms']:.1f} |")
-        else:
-            print(f"| {p['policy']} | {p['peak_rps']:.1f} | - | - | - |")
-    print_points(results["policies"])
-    peaks = {p["policy"]: p["peak_rps"] for p in results["policies"]}
-    if peaks.get("temporal"):
-        print(f"\nelastic / temporal = {peaks.get('elastic', 0) / peaks['temporal']:.2f}")
-    if "step" in results:
-        s = results["step"]
-        print(f"\nstep {s['low_rps']:.1f} -> {s['high_rps']:.1f} req/s at t=10 s: {s['requests']} requests, {s['lost']} lost, "
-              f"{s['rejected']} rejected; {len(s['replans'])} re-plans; the reacting plan was serving {s['reaction_s']:.2f} s "
-              f"after the step; SLO attainment before the step {s['attainment_before_step']:.2%}, from 2 s after the "
-              f"new plan to the end {s['attainment_from_ready_plus_2s']:.2%}")
-        print(f"  whole run: live {s['live_attainment']:.2%} within SLO; simulator with the same controller "
-              f"{s['sim_attainment']:.2%} ({s['sim_replans']} plans, reacting {s['sim_reaction_s']} s after the step)")
-        for p in s["timeline"]:
-            print(f"  t={p['t_s']:4.0f}s {p['requests']:4d} req {p['attainment']:8.2%} p99 {p['p99_ms']:6.1f} ms")
+    save_and_print(results, Path(args.out), args.tag or args.mix)
     return 0
 
 

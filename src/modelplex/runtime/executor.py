@@ -48,9 +48,10 @@ class Executor(Protocol):
     """Starts, feeds and stops the worker of each slice."""
 
     async def start(
-        self, slice_id: str, spec: SliceSpec, models: Mapping[str, ModelConfig], on_exit: ExitCallback
+        self, slice_id: str, spec: SliceSpec, models: Mapping[str, ModelConfig], on_exit: ExitCallback, processes: int = 1,
     ) -> WorkerInfo:
-        """Start a worker on `spec` holding `models`; raises a ModelplexError when it cannot."""
+        """Start the slice's worker processes (`processes` of them, each taking batches
+        concurrently) holding `models`; raises a ModelplexError when it cannot."""
         ...
 
     async def load(self, slice_id: str, model: ModelConfig) -> None:

@@ -49,7 +49,7 @@ class FakeExecutor:
     _workers: dict[str, _FakeWorker] = field(default_factory=dict)
 
     async def start(
-        self, slice_id: str, spec: SliceSpec, models: Mapping[str, ModelConfig], on_exit: ExitCallback
+        self, slice_id: str, spec: SliceSpec, models: Mapping[str, ModelConfig], on_exit: ExitCallback, processes: int = 1,
     ) -> WorkerInfo:
         delay = self.start_s(spec, list(models))
         if delay > 0:

@@ -1,10 +1,13 @@
-"""The local-process executor: one worker process per slice on this host, pinned to the slice's
-cores (CPU) or given its GPU share (MPS), speaking runtime.wire over a socketpair."""
+"""The local-process executor: worker processes on this host, pinned to their slice's cores (CPU)
+or given its GPU share (MPS), speaking runtime.wire over a socketpair. A slice runs one worker,
+or several (a segment: MPS processes inside one share) that take batches concurrently."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from modelplex.core.devices import SliceSpec
 from modelplex.core.errors import UnavailableError
@@ -16,67 +19,104 @@ from modelplex.runtime.worker_handle import WorkerHandle
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class _Slice:
+    """The workers of one slice and how many batches each runs now."""
+
+    workers: list[WorkerHandle]  # one per process of the slice
+    busy: list[int] = field(default_factory=list)  # batches running on each
+
+    def __post_init__(self) -> None:
+        self.busy = [0] * len(self.workers)
+
+    def least_busy(self) -> int:
+        live = [i for i, w in enumerate(self.workers) if w.alive]
+        if not live:
+            raise UnavailableError("no worker of the slice is running")
+        return min(live, key=lambda i: self.busy[i])
+
+
 class LocalExecutor:
-    """Worker processes on this host, one per slice."""
+    """Worker processes on this host."""
 
     def __init__(self, provider: str = "cpu", mps: MpsDaemon | None = None) -> None:
         self.provider = provider  # ONNX Runtime provider of CPU-device slices
         self.mps = mps  # the MPS daemon GPU slices attach to (None: no GPU shares)
-        self._workers: dict[str, WorkerHandle] = {}
+        self._slices: dict[str, _Slice] = {}
 
     async def start(
-        self, slice_id: str, spec: SliceSpec, models: Mapping[str, ModelConfig], on_exit: ExitCallback
+        self, slice_id: str, spec: SliceSpec, models: Mapping[str, ModelConfig], on_exit: ExitCallback, processes: int = 1,
     ) -> WorkerInfo:
         gpu = spec.device_id.startswith("gpu")
-        handle = WorkerHandle(
-            slice_id,
-            {name: config.path for name, config in models.items()},
-            spec,
-            provider="cuda" if gpu else self.provider,
-            on_exit=lambda h, code: self._exited(slice_id, h, code, on_exit),
-            env=worker_env(spec, self.mps),
-        )
-        info = await handle.start()
-        old = self._workers.get(slice_id)
-        self._workers[slice_id] = handle
-        if old is not None and old is not handle:
-            await old.stop()
-        return WorkerInfo(info.pid, info.load_s, info.rss_mb)
+        handles = [
+            WorkerHandle(
+                f"{slice_id}#{k}" if processes > 1 else slice_id,
+                {name: config.path for name, config in models.items()},
+                spec,
+                provider="cuda" if gpu else self.provider,
+                on_exit=lambda h, code: self._exited(slice_id, h, code, on_exit),
+                env=worker_env(spec, self.mps),
+            )
+            for k in range(max(1, processes))
+        ]
+        results = await asyncio.gather(*(h.start() for h in handles), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await asyncio.gather(*(h.stop() for h in handles), return_exceptions=True)
+            raise errors[0]
+        old = self._slices.get(slice_id)
+        self._slices[slice_id] = _Slice(handles)
+        if old is not None:
+            await asyncio.gather(*(h.stop() for h in old.workers), return_exceptions=True)
+        first = handles[0].info
+        assert first is not None  # set by a successful start
+        return WorkerInfo(first.pid, max(h.info.load_s for h in handles if h.info), sum(h.info.rss_mb for h in handles if h.info))
 
     async def load(self, slice_id: str, model: ModelConfig) -> None:
-        await self._worker(slice_id).load_model(model.model.name, model.path)
+        for w in self._live(slice_id).workers:
+            await w.load_model(model.model.name, model.path)
 
     async def unload(self, slice_id: str, model: str) -> None:
-        await self._worker(slice_id).unload_model(model)
+        for w in self._live(slice_id).workers:
+            await w.unload_model(model)
 
     async def run(self, slice_id: str, model: str, inputs: Arrays, outputs: Sequence[str] | None) -> BatchResult:
-        result, compute_s = await self._worker(slice_id).run(inputs, outputs, model)
+        sl = self._live(slice_id)
+        i = sl.least_busy()
+        sl.busy[i] += 1
+        try:
+            result, compute_s = await sl.workers[i].run(inputs, outputs, model)
+        finally:
+            sl.busy[i] -= 1
         return BatchResult(result, compute_s)
 
     async def stop(self, slice_id: str) -> None:
-        handle = self._workers.pop(slice_id, None)
-        if handle is not None:
-            await handle.stop()
+        sl = self._slices.pop(slice_id, None)
+        if sl is not None:
+            await asyncio.gather(*(h.stop() for h in sl.workers), return_exceptions=True)
 
     def alive(self, slice_id: str) -> bool:
-        handle = self._workers.get(slice_id)
-        return handle is not None and handle.alive
+        sl = self._slices.get(slice_id)
+        return sl is not None and all(w.alive for w in sl.workers)
 
     def status(self, slice_id: str) -> WorkerStatus:
-        handle = self._workers.get(slice_id)
-        if handle is None:
+        sl = self._slices.get(slice_id)
+        if sl is None:
             return WorkerStatus(None, False, None)
-        return WorkerStatus(handle.pid, handle.alive, _rss_mb(handle.pid) if handle.alive else None)
+        rss = [_rss_mb(w.pid) if w.alive else None for w in sl.workers]
+        known = [r for r in rss if r is not None]
+        return WorkerStatus(sl.workers[0].pid, self.alive(slice_id), round(sum(known), 1) if known else None)
 
-    def _worker(self, slice_id: str) -> WorkerHandle:
-        handle = self._workers.get(slice_id)
-        if handle is None or not handle.alive:
+    def _live(self, slice_id: str) -> _Slice:
+        sl = self._slices.get(slice_id)
+        if sl is None or not any(w.alive for w in sl.workers):
             raise UnavailableError(f"the worker of slice {slice_id} is not running")
-        return handle
+        return sl
 
     def _exited(self, slice_id: str, handle: WorkerHandle, code: int | None, on_exit: ExitCallback) -> None:
-        if self._workers.get(slice_id) is handle:
-            log.warning("worker of slice %s exited (code %s)", slice_id, code)
+        sl = self._slices.get(slice_id)
+        if sl is not None and handle in sl.workers:
+            log.warning("worker of slice %s exited (code %s)", handle.label, code)
             on_exit(slice_id, code)
 
 

@@ -60,7 +60,8 @@ class SliceRunner:
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        await self.executor.start(self.slice_id, self.slice, {n: b.config for n, b in self.books.items()}, self._on_exit)
+        models = {n: b.config for n, b in self.books.items()}
+        await self.executor.start(self.slice_id, self.slice, models, self._on_exit, self.scheduler.processes)
         self._started = True
 
     async def stop(self, reason: str = "model unloaded") -> None:
