@@ -11,6 +11,7 @@ from modelplex.core.plan import ModelAssignment, Plan, SlicePlan
 from modelplex.planning.context import ModelInfo, PlanningContext
 from modelplex.planning.interference import NoInterference, merged_features
 from modelplex.planning.menus import largest_fitting, layout_ok, slice_menu
+from modelplex.planning.mig import device_model, mig_placement
 from modelplex.planning.rules import EPS, residue, saturated, timeshare
 
 
@@ -243,6 +244,17 @@ class Builder:
                         break
 
     # ---- result --------------------------------------------------------------------------
+    def _mig_starts(self, dev: int) -> list[int]:
+        """Where each slice's MIG instance starts (-1 for every slice of a non-MIG device)."""
+        device = self.device(dev)
+        sizes = self.sizes_on(dev)
+        if device.kind is not DeviceKind.GPU_MIG:
+            return [-1] * len(sizes)
+        starts = mig_placement(device_model(device), sizes)
+        if starts is None:  # every commit checked the layout: this is a bug, not bad input
+            raise ValueError(f"device {device.device_id}: MIG layout {sizes} has no placement")
+        return list(starts)
+
     def add_unserved(self, m: ModelInfo, rate_rps: float) -> None:
         if rate_rps > 1e-6:
             self.unserved[m.name] = self.unserved.get(m.name, 0.0) + rate_rps
@@ -258,13 +270,14 @@ class Builder:
         for dev in used:
             device = self.device(dev)
             offset = 0
+            starts = self._mig_starts(dev)
             for j, s in enumerate(self.slices[dev]):
                 cpus = tuple(range(offset, offset + s.size)) if device.kind is DeviceKind.CPU else ()
                 offset += s.size
                 slice_plans.append(
                     SlicePlan(
                         slice_id=f"{device.device_id}/s{j}",
-                        slice=SliceSpec(device.device_id, s.size, cpus),
+                        slice=SliceSpec(device.device_id, s.size, cpus, starts[j]),
                         assignments=tuple(
                             ModelAssignment(e.model.name, e.batch, e.rate_rps, e.rate_rps / totals[e.model.name], e.latency_ms)
                             for e in s.entries

@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from modelplex.core.demand import Demand
+from modelplex.core.devices import DeviceKind, DeviceSpec
 from modelplex.core.plan import Plan
 from modelplex.planning.config import PlannerConfig
 from modelplex.planning.context import Profiles, build_context
 from modelplex.planning.menus import layout_ok
+from modelplex.planning.mig import check_mig_starts, device_model
 
 TOL = 1e-6
 
@@ -26,11 +28,8 @@ def check_plan(
     slo = {d.model: d.slo_ms for d in demands}
     devices = {d.device_id: d for d in plan.devices}
     models = {m.name: m for m in ctx.models} if ctx else {}
-    for dev_id, dev in devices.items():
-        sizes = [s.slice.size for s in plan.slices if s.slice.device_id == dev_id]
-        limit = ctx.max_slices(dev) if ctx else None
-        if not layout_ok(dev, sizes, limit):
-            problems.append(f"device {dev_id}: slices {sizes} do not fit (capacity {dev.capacity})")
+    for dev in devices.values():
+        problems += device_problems(plan, dev, ctx.max_slices(dev) if ctx else None)
     for s in plan.slices:
         if s.slice.device_id not in devices:
             problems.append(f"slice {s.slice_id}: unknown device {s.slice.device_id}")
@@ -66,6 +65,20 @@ def check_plan(
         if served < m.rate_rps * (1 - 1e-6) - 1e-6:
             problems.append(f"model {m.name}: plan accounts for {served:.2f} of {m.rate_rps:.2f} rps")
     return problems
+
+
+def device_problems(plan: Plan, dev: DeviceSpec, max_slices: int | None = None) -> list[str]:
+    """Layout problems of one device: sizes the device refuses, and on MIG GPUs the exact
+    placement (explicit `mig_start`s must be starts of the GPU model's table, non-overlapping)."""
+    mine = [s for s in plan.slices if s.slice.device_id == dev.device_id]
+    sizes = [s.slice.size for s in mine]
+    if not layout_ok(dev, sizes, max_slices):
+        return [f"device {dev.device_id}: slices {sizes} do not fit (capacity {dev.capacity})"]
+    if dev.kind is DeviceKind.GPU_MIG and any(s.slice.mig_start >= 0 for s in mine):
+        why = check_mig_starts(device_model(dev), [(s.slice.size, s.slice.mig_start) for s in mine])
+        if why is not None:
+            return [f"device {dev.device_id}: MIG placement refused: {why}"]
+    return []
 
 
 def plan_capacity_rps(plan: Plan) -> dict[str, float]:
