@@ -3,12 +3,13 @@ re-evaluation of a device whenever its slices change (batches, duty cycles, inte
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modelplex.core.devices import DeviceKind, DeviceSpec, SliceSpec
 from modelplex.core.plan import ModelAssignment, Plan, SlicePlan
-from modelplex.planning.context import ModelInfo, PlanningContext
+from modelplex.planning.context import ModelInfo, PlanningContext, slice_cap_mb
 from modelplex.planning.interference import NoInterference, merged_features
 from modelplex.planning.menus import largest_fitting, layout_ok, slice_menu
 from modelplex.planning.mig import device_model, mig_placement
@@ -33,13 +34,22 @@ class SliceState:
     entries: tuple[Entry, ...]  # models on it
     duty_ms: float  # duty cycle; 0 = one model in saturated (SLO/2) mode
     alpha: float  # interference slowdown applied to its latencies
+    processes: int = 1  # worker processes running the (single) model's batches at once
 
     @property
     def utilisation(self) -> float:
         if self.duty_ms > 0:
             return min(1.0, sum(e.latency_ms for e in self.entries) / self.duty_ms)
         e = self.entries[0]
-        return min(1.0, e.rate_rps * e.latency_ms / (1000.0 * e.batch))
+        return min(1.0, e.rate_rps * e.latency_ms / (1000.0 * e.batch * self.processes))
+
+    @property
+    def memory_mb(self) -> float:
+        """Device memory of the slice's workers: one process per model set, times processes."""
+        first = self.entries[0].model
+        if len(self.entries) == 1:
+            return first.worker_mb(self.entries[0].batch, self.processes)
+        return first.context_mb + sum(e.model.memory_mb + e.batch * e.model.act_mb for e in self.entries)
 
     def rates(self) -> list[tuple[ModelInfo, float]]:
         return [(e.model, e.rate_rps) for e in self.entries]
@@ -48,14 +58,19 @@ class SliceState:
 Layout = list[tuple[int, list[tuple[ModelInfo, float]]]]  # (size, [(model, rate)]) per slice
 
 
-def configure(size: int, work: Sequence[tuple[ModelInfo, float]], alpha: float) -> SliceState | None:
-    """Batches and duty cycle for models sharing a slice of `size`; None when infeasible."""
+def configure(size: int, work: Sequence[tuple[ModelInfo, float]], alpha: float, cap_mb: float = math.inf) -> SliceState | None:
+    """Batches, processes and duty cycle for models sharing a slice of `size` whose workers may
+    use `cap_mb` of device memory; None when infeasible. One model: the fewest processes whose
+    SLO/2-rule throughput carries the rate, else the residue rule in one process."""
     if len(work) == 1:
         m, rate = work[0]
-        sat = saturated(m.curves[size], m.slo_ms, alpha)
-        if sat is not None and rate <= sat.throughput_rps * (1 + 1e-9):
-            return SliceState(size, (Entry(m, rate, sat.batch, sat.latency_ms),), 0.0, alpha)
-        res = residue(m.curves[size], m.slo_ms, rate, alpha)
+        for k in (1, *sorted(m.proc_curves)):
+            bmax = m.batch_cap(cap_mb, k)
+            sat = saturated(m.curve(size, k)[:bmax], m.slo_ms, alpha) if bmax > 0 else None
+            if sat is not None and rate <= k * sat.throughput_rps * (1 + 1e-9):
+                return SliceState(size, (Entry(m, rate, sat.batch, sat.latency_ms),), 0.0, alpha, k)
+        bmax = m.batch_cap(cap_mb)
+        res = residue(m.curves[size][:bmax], m.slo_ms, rate, alpha) if bmax > 0 else None
         if res is None:
             return None
         return SliceState(size, (Entry(m, rate, res.batches[0], res.latencies_ms[0]),), res.duty_ms, alpha)
@@ -63,12 +78,16 @@ def configure(size: int, work: Sequence[tuple[ModelInfo, float]], alpha: float) 
     if turn is None:
         return None
     entries = tuple(Entry(m, r, b, lat) for (m, r), b, lat in zip(work, turn.batches, turn.latencies_ms))
-    return SliceState(size, entries, turn.duty_ms, alpha)
+    state = SliceState(size, entries, turn.duty_ms, alpha)
+    return state if state.memory_mb <= cap_mb else None
 
 
-def capacity_rps(m: ModelInfo, size: int, alpha: float = 1.0) -> float:
-    """Most traffic of `m` one slice of `size` serves alone."""
-    sat = m.sat[size] if alpha == 1.0 else saturated(m.curves[size], m.slo_ms, alpha)
+def capacity_rps(m: ModelInfo, size: int, alpha: float = 1.0, cap_mb: float | None = None) -> float:
+    """Most traffic of `m` one slice of `size` serves alone (memory cap: the context's device's)."""
+    if alpha == 1.0 and cap_mb is None:
+        sat = m.sat[size]
+    else:
+        sat = m.saturated_on(size, math.inf if cap_mb is None else cap_mb, alpha)
     return sat.throughput_rps if sat is not None else 0.0
 
 
@@ -122,13 +141,16 @@ class Builder:
             return None
         alphas = self._alphas(dev, layout)
         old = {(s.size, tuple((e.model.name, e.rate_rps) for e in s.entries), s.alpha): s for s in self.slices.get(dev, [])}
+        device = self.device(dev)
         out: list[SliceState] = []
         for (size, work), alpha in zip(layout, alphas):
             key = (size, tuple((m.name, r) for m, r in work), alpha)
-            state = old.get(key) or configure(size, work, alpha)
+            state = old.get(key) or configure(size, work, alpha, slice_cap_mb(device, size))
             if state is None:
                 return None
             out.append(state)
+        if device.memory_mb > 0 and sum(s.memory_mb for s in out) > device.memory_mb:
+            return None
         return out
 
     def layout(self, dev: int) -> Layout:
@@ -154,7 +176,7 @@ class Builder:
             size = max(size, grown)
         base = self.layout(dev)
         alpha = self._alphas(dev, [*base, (size, [(m, rate_rps)])])[-1]
-        rate = min(rate_rps, capacity_rps(m, size, alpha))
+        rate = min(rate_rps, capacity_rps(m, size, alpha, slice_cap_mb(device, size)))
         if rate <= EPS:
             return 0.0
         if self.commit(dev, [*base, (size, [(m, rate)])]):
@@ -284,6 +306,8 @@ class Builder:
                         ),
                         duty_cycle_ms=s.duty_ms,
                         utilisation=s.utilisation,
+                        processes=s.processes,
+                        memory_mb=round(s.memory_mb, 1),
                     )
                 )
         return Plan(policy, tuple(self.device(d) for d in used), tuple(slice_plans), dict(self.unserved))
