@@ -117,6 +117,17 @@ class Builder:
     def open_devices(self) -> list[int]:
         return list(self.slices)
 
+    def close_pool(self) -> None:
+        """Open no further devices (a repack must fit the devices already open)."""
+        self._next = len(self.ctx.devices)
+
+    def snapshot(self) -> tuple[dict[int, list[SliceState]], dict[str, float]]:
+        return {d: list(s) for d, s in self.slices.items()}, dict(self.unserved)
+
+    def restore(self, snap: tuple[dict[int, list[SliceState]], dict[str, float]]) -> None:
+        self.slices = {d: list(s) for d, s in snap[0].items()}
+        self.unserved = dict(snap[1])
+
     def sizes_on(self, dev: int) -> list[int]:
         return [s.size for s in self.slices[dev]]
 

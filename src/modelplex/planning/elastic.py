@@ -133,17 +133,26 @@ def plan_elastic(
     return best[1]
 
 
-def run_variant(ctx: PlanningContext, variant: Variant) -> Builder:
-    """One pass of the heuristic over every model."""
-    cfg = ctx.config
+def run_variant(ctx: PlanningContext, variant: Variant, finish: bool = True) -> Builder:
+    """One pass of the heuristic over every model; `finish` merges residues and grows slices
+    (a caller that repacks first finishes afterwards with `finish_plan`)."""
     b = Builder(ctx)
-    sign = -1.0 if variant.descending else 1.0
-    order = sorted(ctx.models, key=lambda m: (sign * m.rate_rps * m.slo_ms, m.name))
-    for m in order:
+    for m in model_order(ctx, variant):
         left = place_rate(b, m, m.rate_rps, variant)
         b.add_unserved(m, left)
-    if cfg.merge_residues:
-        for m in order:
+    if finish:
+        finish_plan(b, variant)
+    return b
+
+
+def model_order(ctx: PlanningContext, variant: Variant) -> list[ModelInfo]:
+    sign = -1.0 if variant.descending else 1.0
+    return sorted(ctx.models, key=lambda m: (sign * m.rate_rps * m.slo_ms, m.name))
+
+
+def finish_plan(b: Builder, variant: Variant) -> None:
+    """Merge each model's partial slices where one fits, then grow slices into unused capacity."""
+    if b.ctx.config.merge_residues:
+        for m in model_order(b.ctx, variant):
             merge_residues(b, m)
     b.expand()
-    return b
