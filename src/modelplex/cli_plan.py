@@ -32,7 +32,7 @@ from modelplex.core.profile import Profile
 from modelplex.core.devices import DeviceKind
 from modelplex.planning import POLICIES, PlannerConfig, get_policy, solve_min_devices
 from modelplex.planning.csv_profiles import parse_profiles_csv
-from modelplex.planning.interference import interference_from_json
+from modelplex.planning.interference import describe, interference_from_json
 from modelplex.planning.report import draw_plan, format_plan
 from modelplex.planning.specs import demands_from_data, parse_demand_yaml, parse_devices, profiles_from_data
 
@@ -92,6 +92,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(format_plan(plan))
     for line in segment_lines(plan):
         print(line)
+    print(describe(cfg.interference))
     if summary:
         print(f"min-devices: {summary['devices']} device(s); lower bound {summary['lower_bound']} "
               f"(total work / capacity = {summary['bound_devices']}), gap {summary['gap']}; "
@@ -100,6 +101,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     data["demand"] = [{"model": d.model, "rate_rps": d.rate_rps, "slo_ms": d.slo_ms} for d in demands]
     if summary:
         data["min_devices"] = summary
+    data["interference"] = describe(cfg.interference)
     if args.out:
         Path(args.out).write_text(json.dumps(data, indent=1))
         print(f"wrote {args.out}")

@@ -100,6 +100,7 @@ def test_minimize_devices_from_a_csv_table(tmp_path: Path) -> None:
              "--minimize-devices", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "min-devices:" in r.stdout and "lower bound" in r.stdout and "processes" in r.stdout
+    assert "interference: none" in r.stdout
     data = json.loads(out.read_text())
     assert data["min_devices"]["devices"] == len(data["devices"]) >= data["min_devices"]["lower_bound"]
     assert max(a["batch"] for s in data["slices"] for a in s["assignments"]) > 32  # batches as large as the table holds

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from modelplex.core.devices import DeviceKind, DeviceSpec, SliceSpec
 from modelplex.core.plan import ModelAssignment, Plan, SlicePlan
 from modelplex.planning.context import ModelInfo, PlanningContext, slice_cap_mb
-from modelplex.planning.interference import NoInterference, merged_features
+from modelplex.planning.interference import NoInterference
 from modelplex.planning.menus import largest_fitting, layout_ok, slice_menu
 from modelplex.planning.mig import device_model, mig_placement
+from modelplex.planning.neighbours import MIN_KEPT, Work, batch_dependent, slice_alphas
 from modelplex.planning.rules import EPS, residue, saturated, timeshare
 
 
@@ -100,6 +101,8 @@ class Builder:
         self._next = 0  # next pool device to open
         self.unserved: dict[str, float] = {}  # model -> planned rate left unplaced
         self._no_interference = isinstance(ctx.config.interference, NoInterference)
+        self.spill: Work = []  # traffic trimmed from neighbours, not yet placed again
+        self.trim_neighbours = ctx.config.trim_neighbours  # cut neighbours under interference (else reject)
 
     # ---- devices -------------------------------------------------------------------------
     def device(self, dev: int) -> DeviceSpec:
@@ -127,6 +130,7 @@ class Builder:
     def restore(self, snap: tuple[dict[int, list[SliceState]], dict[str, float]]) -> None:
         self.slices = {d: list(s) for d, s in snap[0].items()}
         self.unserved = dict(snap[1])
+        self.spill = []
 
     def sizes_on(self, dev: int) -> list[int]:
         return [s.size for s in self.slices[dev]]
@@ -138,19 +142,26 @@ class Builder:
         return layout_ok(self.device(dev), sizes, self.ctx.max_slices(self.device(dev)))
 
     # ---- evaluation ----------------------------------------------------------------------
-    def _alphas(self, dev: int, layout: Layout) -> list[float]:
+    def _alphas(self, dev: int, layout: Layout, batches: Sequence[Sequence[int]] | None = None) -> list[float]:
         if self._no_interference or len(layout) < 2:
             return [1.0] * len(layout)
-        cap = self.device(dev).capacity
-        loads = [(merged_features([m.features for m, _ in work]), size / cap) for size, work in layout]
-        model = self.ctx.config.interference
-        return [model.alpha(loads[i], loads[:i] + loads[i + 1 :]) for i in range(len(layout))]
+        return slice_alphas(self.ctx.config.interference, self.device(dev), layout, batches)
 
     def evaluate(self, dev: int, layout: Layout) -> list[SliceState] | None:
-        """Configure every slice of a proposed device layout; None when any would miss its SLO."""
+        """Configure every slice of a proposed device layout; None when any would miss its SLO.
+        With batch-dependent interference features, the slowdowns are computed once more at the
+        batches the first pass configured (see planning/neighbours.py)."""
         if not self.fits(dev, [size for size, _ in layout]):
             return None
         alphas = self._alphas(dev, layout)
+        out = self._configure_all(dev, layout, alphas)
+        if out is not None and not self._no_interference and batch_dependent(layout):
+            again = self._alphas(dev, layout, [[e.batch for e in st.entries] for st in out])
+            if again != alphas:
+                out = self._configure_all(dev, layout, again) or out
+        return out
+
+    def _configure_all(self, dev: int, layout: Layout, alphas: Sequence[float]) -> list[SliceState] | None:
         old = {(s.size, tuple((e.model.name, e.rate_rps) for e in s.entries), s.alpha): s for s in self.slices.get(dev, [])}
         device = self.device(dev)
         out: list[SliceState] = []
@@ -163,6 +174,29 @@ class Builder:
         if device.memory_mb > 0 and sum(s.memory_mb for s in out) > device.memory_mb:
             return None
         return out
+
+    def trimmed(self, dev: int, layout: Layout) -> tuple[Layout, Work] | None:
+        """The layout with each slice that cannot carry its rate at its new slowdown cut to the
+        largest share it still serves (batch and duty cycle recomputed), and the traffic spilled;
+        None when a slice keeps less than MIN_KEPT of its rate (or the last, new one fails)."""
+        alphas = self._alphas(dev, layout)
+        device = self.device(dev)
+        out: Layout = []
+        spill: Work = []
+        for i, ((size, work), alpha) in enumerate(zip(layout, alphas)):
+            cap = slice_cap_mb(device, size)
+            if configure(size, work, alpha, cap) is not None:
+                out.append((size, work))
+                continue
+            lo, hi = 0.0, 1.0
+            for _ in range(12):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if configure(size, [(m, r * mid) for m, r in work], alpha, cap) is not None else (lo, mid)
+            if lo < MIN_KEPT or i == len(layout) - 1:
+                return None
+            out.append((size, [(m, r * lo) for m, r in work]))
+            spill += [(m, r * (1 - lo)) for m, r in work]
+        return out, spill
 
     def layout(self, dev: int) -> Layout:
         return [(s.size, s.rates()) for s in self.slices[dev]]
@@ -192,7 +226,18 @@ class Builder:
             return 0.0
         if self.commit(dev, [*base, (size, [(m, rate)])]):
             return rate
-        return 0.0
+        if self._no_interference or not self.trim_neighbours:
+            return 0.0
+        cut = self.trimmed(dev, [*base, (size, [(m, rate)])])
+        if cut is None or not self.commit(dev, cut[0]):
+            return 0.0
+        self.spill += cut[1]
+        return rate
+
+    def take_spill(self) -> Work:
+        """Traffic cut from neighbours by `place` (to be placed again by the policy)."""
+        out, self.spill = self.spill, []
+        return out
 
     def best_fit(self, size: int, m: ModelInfo, rate_rps: float) -> float:
         """Place on the open device the slice fits most tightly; 0 when none takes it."""

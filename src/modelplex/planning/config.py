@@ -25,3 +25,4 @@ class PlannerConfig:
     interference: InterferenceModel = field(default=NO_INTERFERENCE)  # slowdown of neighbours
     time_limit_s: float = 10.0  # optimal: CP-SAT time limit
     merge_residues: bool = True  # elastic: merge a model's partial slices into one when it fits
+    trim_neighbours: bool = True  # under interference: cut a neighbour to the rate it still serves, not reject

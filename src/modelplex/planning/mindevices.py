@@ -27,7 +27,7 @@ from modelplex.core.plan import Plan
 from modelplex.planning.builder import Builder
 from modelplex.planning.config import PlannerConfig
 from modelplex.planning.context import ModelInfo, PlanningContext, Profiles, build_context, slice_cap_mb
-from modelplex.planning.elastic import VARIANTS, Variant, finish_plan, place_rate, run_variant
+from modelplex.planning.elastic import Variant, finish_plan, place_rate, run_variant, variants_for
 from modelplex.planning.rules import EPS
 from modelplex.planning.temporal import temporal_builder
 
@@ -101,16 +101,21 @@ def _empty(b: Builder, dev: int) -> bool:
     snap = b.snapshot()
     work = sorted(((e.model, e.rate_rps) for s in b.slices[dev] for e in s.entries), key=lambda t: (-t[1], t[0].name))
     del b.slices[dev]
-    for m, rate in work:
-        if place_rate(b, m, rate, REPACK_VARIANT) > EPS * max(1.0, rate):
-            b.restore(snap)
-            return False
+    for _ in range(3):  # the traffic, then what placing it cut from neighbours (interference)
+        for m, rate in work:
+            if place_rate(b, m, rate, REPACK_VARIANT) > EPS * max(1.0, rate):
+                b.restore(snap)
+                return False
+        work = b.take_spill()
+    if work:
+        b.restore(snap)
+        return False
     return True
 
 
 def _candidates(ctx: PlanningContext) -> list[tuple[str, Builder, Variant]]:
     out: list[tuple[str, Builder, Variant]] = []
-    for i, variant in enumerate(VARIANTS if len(ctx.models) <= 40 else VARIANTS[:4]):
+    for i, variant in enumerate(variants_for(ctx)):
         out.append((f"elastic#{i}", run_variant(ctx, variant, finish=False), variant))
     out.append(("temporal", temporal_builder(ctx), Variant()))
     return out
