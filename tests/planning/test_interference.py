@@ -87,3 +87,15 @@ def test_bad_aggregate() -> None:
     with pytest.raises(ValueError, match="aggregate"):
         interference_from_json({"kind": "linear", "coeffs": [0, 1, 0, 0, 1], "aggregate": "mean"})
     assert interference_from_json({"kind": "none"}) is NO_INTERFERENCE
+
+
+def test_validator_recomputes_slowdowns_from_the_plan() -> None:
+    profs = [make_profile("a", features=HOT), make_profile("b", features=HOT)]
+    dem = [make_demand("a", 300, 100), make_demand("b", 300, 100)]
+    blind = plan(dem, profs, gpus(2), "elastic", PlannerConfig(rate_quantile=0.0))
+    assert len(blind.slices) >= 2 and len(blind.devices) == 1
+    strong = PlannerConfig(rate_quantile=0.0, interference=LinearInterference((0.2, 0.6, 0.2, 0.6, 1.0)))
+    problems = check_plan(blind, dem, profs, strong)
+    assert any("below profile x slowdown" in line for line in problems), problems
+    aware = plan(dem, profs, gpus(2), "elastic", strong)
+    assert check_plan(aware, dem, profs, strong) == []

@@ -157,8 +157,11 @@ class Builder:
         out = self._configure_all(dev, layout, alphas)
         if out is not None and not self._no_interference and batch_dependent(layout):
             again = self._alphas(dev, layout, [[e.batch for e in st.entries] for st in out])
-            if again != alphas:
-                out = self._configure_all(dev, layout, again) or out
+            second = self._configure_all(dev, layout, again) if again != alphas else None
+            if second is not None:  # kept only if its own batches cause no more than it assumed
+                check = self._alphas(dev, layout, [[e.batch for e in st.entries] for st in second])
+                if all(c <= a * (1 + 1e-9) for c, a in zip(check, again)):
+                    out = second
         return out
 
     def _configure_all(self, dev: int, layout: Layout, alphas: Sequence[float]) -> list[SliceState] | None:

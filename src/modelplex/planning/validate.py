@@ -13,7 +13,9 @@ from modelplex.core.plan import Plan, SlicePlan
 from modelplex.planning.config import PlannerConfig
 from modelplex.planning.context import ModelInfo, Profiles, build_context, slice_cap_mb
 from modelplex.planning.menus import layout_ok
+from modelplex.planning.interference import NoInterference
 from modelplex.planning.mig import check_mig_starts, device_model
+from modelplex.planning.neighbours import slice_alphas
 
 TOL = 1e-6
 
@@ -38,6 +40,8 @@ def check_plan(
         problems += [f"slice {s.slice_id}: model {name} not in the demand" for name in missing]
         if not missing and s.assignments:
             problems += slice_problems(s, models, slo, devices[s.slice.device_id])
+    if ctx is not None and not isinstance(cfg.interference, NoInterference):
+        problems += interference_problems(plan, models, cfg)
     for dev in devices.values():
         used = sum(_memory_mb(s, models) for s in plan.slices if s.slice.device_id == dev.device_id)
         if dev.memory_mb > 0 and used > dev.memory_mb * (1 + TOL):
@@ -125,4 +129,20 @@ def slice_problems(
             out.append(f"slice {s.slice_id}: {a.model} waits {d + busy:.3f} ms, above SLO {slo[a.model]:g} ms")
         if a.batch * 1000 < d * a.rate_rps * (1 - TOL) - TOL:
             out.append(f"slice {s.slice_id}: {a.model} batch {a.batch} below a cycle's arrivals")
+    return out
+
+
+def interference_problems(plan: Plan, models: Mapping[str, ModelInfo], cfg: PlannerConfig) -> list[str]:
+    """Slices whose planned latency is below the profile x the slowdown the interference model
+    predicts from the plan's own layout and batches."""
+    out: list[str] = []
+    for dev in plan.devices:
+        mine = [s for s in plan.slices if s.slice.device_id == dev.device_id and all(a.model in models for a in s.assignments)]
+        layout = [(s.slice.size, [(models[a.model], a.rate_rps) for a in s.assignments]) for s in mine]
+        alphas = slice_alphas(cfg.interference, dev, layout, [[a.batch for a in s.assignments] for s in mine])
+        for s, alpha in zip(mine, alphas):
+            for a in s.assignments:
+                curve = models[a.model].curve(s.slice.size, s.processes) if s.processes in (1, *models[a.model].proc_curves) else []
+                if 1 <= a.batch <= len(curve) and a.latency_ms < curve[a.batch - 1] * alpha * (1 - TOL):
+                    out.append(f"slice {s.slice_id}: {a.model} latency {a.latency_ms:.3f} ms below profile x slowdown {alpha:.3f}")
     return out
