@@ -15,7 +15,8 @@ GPU-like (an H100 shared with MPS or MIG), slice fraction f of the device, batch
 - a slice can draw up to twice its share of memory bandwidth (memory is not partitioned by MPS).
 - kernels * launch_s is the per-kernel launch floor (launch_s = 8 us); weights in bf16
   (2 B/parameter), activations 0.01 B per MAC per sample; p99 = 1.06 x p50.
-- features: "dram" = memory time / latency at b = 8 on the whole device; "l2" = min(1, 1.5 dram).
+- features: "dram" = memory time / latency at b = 8 on the whole device; "l2" = min(1, 1.5 dram);
+  "dram@b" and "l2@b" the same at each profiled batch b (batch-dependent interference).
 - memory: the per-model GPU memory of gpu-let's released code (shared/reference/gpulet.md) as
   `memory_mb`, plus activations of 0.01 B per MAC per sample (`activation_mb_per_item`).
 - k worker processes on one slice (MIG + MPS "segments", only in `gpu_profile(..., processes=)`):
@@ -84,11 +85,18 @@ def gpu_latency_s(m: ModelCost, batch: int, fraction: float, processes: int = 1)
     return max(m.kernels * LAUNCH_S + gpu_s, processes * gpu_s)
 
 
+def _dram_share(m: ModelCost, batch: int) -> float:
+    memory = (2 * m.params + batch * m.macs * ACT_BYTES_PER_MAC) / PEAK_BW
+    return min(1.0, memory / gpu_latency_s(m, batch, 1.0))
+
+
 def _gpu_features(m: ModelCost) -> dict[str, float]:
-    total = gpu_latency_s(m, 8, 1.0)
-    memory = (2 * m.params + 8 * m.macs * ACT_BYTES_PER_MAC) / PEAK_BW
-    dram = min(1.0, memory / total)
-    return {"dram": round(dram, 4), "l2": round(min(1.0, 1.5 * dram), 4)}
+    """"dram"/"l2" at batch 8 (what every reader knows) and "dram@b"/"l2@b" per profiled batch."""
+    out = {"dram": round(_dram_share(m, 8), 4), "l2": round(min(1.0, 1.5 * _dram_share(m, 8)), 4)}
+    for b in BATCHES:
+        out[f"dram@{b}"] = round(_dram_share(m, b), 4)
+        out[f"l2@{b}"] = round(min(1.0, 1.5 * _dram_share(m, b)), 4)
+    return out
 
 
 def gpu_profile(name: str, kind: DeviceKind = DeviceKind.GPU_MPS, processes: tuple[int, ...] = (1,)) -> Profile:
