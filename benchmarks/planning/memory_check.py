@@ -58,13 +58,25 @@ def main() -> int:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print("\n| scenario | rate/model (rps) | without memory: GPUs, worst GPU MB | with memory: GPUs, worst GPU MB |")
-    print("|---|---|---|---|")
+    lines = ["| scenario | rate/model (rps) | without memory: GPUs, worst GPU MB | with memory: GPUs, worst GPU MB |", "|---|---|---|---|"]
     for r in rows:
         w, a = r["without"], r["with"]
         over = " (over 11,264)" if w["worst_gpu_mb"] > CARD_MB else ""  # type: ignore[index, operator]
-        print(f"| {r['scenario']} | {r['rate_per_model_rps']:,.0f} | {w['gpus']}, {w['worst_gpu_mb']:,}{over} | {a['gpus']}, {a['worst_gpu_mb']:,} |")  # type: ignore[index]
+        lines.append(f"| {r['scenario']} | {r['rate_per_model_rps']:,.0f} | {w['gpus']}, {w['worst_gpu_mb']:,}{over} | {a['gpus']}, {a['worst_gpu_mb']:,} |")  # type: ignore[index]
+    text = "\n".join(lines)
+    print("\n" + text)
+    write_readme(text)
     return 0
+
+
+def write_readme(text: str, readme: Path = Path(__file__).parent / "README.md") -> None:
+    """Replace the text between the <!-- MEMORY --> markers of the README."""
+    if not readme.exists():
+        return
+    body = readme.read_text()
+    start, end = "<!-- MEMORY -->", "<!-- /MEMORY -->"
+    if start in body and end in body:
+        readme.write_text(body[: body.index(start) + len(start)] + "\n" + text + "\n" + body[body.index(end) :])
 
 
 if __name__ == "__main__":

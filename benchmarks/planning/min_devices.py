@@ -146,8 +146,21 @@ def main() -> int:
     cfg = PlannerConfig(time_limit_s=args.time_limit, max_batch=128)
     rows = [run_case(sc, rate, kind, sim_s, cfg) for kind in KINDS for sc in ALL for rate in rates]
     Path(args.out).write_text(json.dumps(rows, indent=1))
-    print(table(rows))
+    text = table(rows)
+    print(text)
+    if not args.quick:
+        write_readme(text)
     return 0
+
+
+def write_readme(text: str, readme: Path = Path(__file__).parent / "README.md") -> None:
+    """Replace the text between the <!-- MINDEV --> markers of the README."""
+    if not readme.exists():
+        return
+    body = readme.read_text()
+    start, end = "<!-- MINDEV -->", "<!-- /MINDEV -->"
+    if start in body and end in body:
+        readme.write_text(body[: body.index(start) + len(start)] + "\n" + text + "\n" + body[body.index(end) :])
 
 
 if __name__ == "__main__":

@@ -83,6 +83,17 @@ def configure(size: int, work: Sequence[tuple[ModelInfo, float]], alpha: float, 
     return state if state.memory_mb <= cap_mb else None
 
 
+def _room(state: SliceState, m: ModelInfo, rate_rps: float) -> bool:
+    """Whether `m` at any part of its rate could join the slice: each model's busy share is at
+    least its rate / its best throughput on the slice (a necessary condition, cheap to test)."""
+    busy = 0.0
+    for e in state.entries:
+        sat = e.model.sat.get(state.size)
+        busy += e.rate_rps / sat.throughput_rps if sat is not None and sat.throughput_rps > 0 else 1.0
+    own = m.sat.get(state.size)
+    return own is not None and busy + min(rate_rps, own.throughput_rps) * 1e-3 / own.throughput_rps < 1.0
+
+
 def capacity_rps(m: ModelInfo, size: int, alpha: float = 1.0, cap_mb: float | None = None) -> float:
     """Most traffic of `m` one slice of `size` serves alone (memory cap: the context's device's)."""
     if alpha == 1.0 and cap_mb is None:
@@ -273,7 +284,7 @@ class Builder:
         cands: list[tuple[int, int]] = []
         for dev, states in self.slices.items():
             for i, s in enumerate(states):
-                if len(s.entries) < max_models and all(e.model.name != m.name for e in s.entries):
+                if len(s.entries) < max_models and all(e.model.name != m.name for e in s.entries) and _room(s, m, rate_rps):
                     cands.append((dev, i))
         best: tuple[float, int, int] | None = None
         for dev, i in cands:

@@ -2,10 +2,11 @@
 
 1. Candidates: every elastic multi-start pass and the temporal policy, each placed on the pool
    (devices open one at a time, as needed).
-2. Repack (ParvaGPU's allocator idea): take the open device with the least work, remove its
-   slices and place their traffic on the other open devices (best fit, free regions, time
-   sharing into existing duty cycles); keep the result when everything found a place, else undo.
-   Repeat until no device can be emptied. Then merge residues and grow slices as elastic does.
+2. Repack (ParvaGPU's allocator idea), on the best few candidates: take the open device with
+   the least work, remove its slices and place their traffic on the other open devices (best
+   fit, free regions, time sharing into existing duty cycles); keep the result when everything
+   found a place, else undo and try the next least loaded; stop after a few failures in a row.
+   Then merge residues and grow slices as elastic does.
 3. On small instances (`exact_max_models`), the CP-SAT spatial program (policy `optimal`), with
    the best heuristic count as its pool, may find fewer devices.
 4. Lower bound: no plan can do with fewer than ceil(sum over models of rate x (slice units per
@@ -32,6 +33,8 @@ from modelplex.planning.rules import EPS
 from modelplex.planning.temporal import temporal_builder
 
 REPACK_VARIANT = Variant(share_first=True)  # how a removed device's traffic is placed again
+REPACK_TRIES = 4  # least-loaded devices tried in a row without success before repacking stops
+REPACK_BEST = 3  # candidates repacked: the best few by devices used (repacking is the costly part)
 
 
 @dataclass(frozen=True)
@@ -82,15 +85,21 @@ def repack(b: Builder) -> int:
     b.close_pool()
     removed = 0
     tried: set[int] = set()
-    while True:
+    while len(tried) < REPACK_TRIES:
         cands = [d for d in b.open_devices() if d not in tried and b.slices[d]]
         if len(cands) < 2:
-            return removed
+            break
         dev = min(cands, key=lambda d: (_load(b, d), -d))
         tried.add(dev)
         if _empty(b, dev):
             removed += 1
             tried.clear()
+    return removed
+
+
+def _spare(b: Builder) -> float:
+    """Unused slice capacity of the open devices (in devices): more is easier to repack into."""
+    return sum(1.0 - _load(b, d) for d in b.slices if b.slices[d])
 
 
 def _load(b: Builder, dev: int) -> float:
@@ -134,9 +143,12 @@ def solve_min_devices(
     bound = device_lower_bound(ctx)
     counts: dict[str, int] = {}
     best: tuple[tuple[float, int, float], Plan, str] | None = None
-    for name, b, variant in _candidates(ctx):
+    cands = _candidates(ctx)
+    for name, b, _ in cands:
         counts[name] = len([d for d in b.slices if b.slices[d]])
-        if not b.unserved:
+    ranked = sorted(cands, key=lambda c: (round(sum(c[1].unserved.values()), 6), counts[c[0]], -_spare(c[1])))
+    for rank, (name, b, variant) in enumerate(ranked):
+        if rank < REPACK_BEST and not b.unserved:
             repack(b)
             counts[name + "+repack"] = len([d for d in b.slices if b.slices[d]])
             name += "+repack"
