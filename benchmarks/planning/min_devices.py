@@ -128,7 +128,12 @@ def table(rows: list[dict[str, object]]) -> str:
         if sub:
             tot = {p: sum(int(r[p]["gpus"]) for r in sub) for p in (*POLICIES, "min-devices")}  # type: ignore[index]
             lb = sum(int(r["lower_bound"]) for r in sub)  # type: ignore[call-overload]
-            out.append(f"\n{k}, all {len(sub)} cases: " + ", ".join(f"{p} {n}" for p, n in tot.items()) + f", bound {lb}.")
+            gaps = [int(r["min-devices"]["gpus"]) - int(r["lower_bound"]) for r in sub]  # type: ignore[index, call-overload]
+            spread = ", ".join(f"{g} in {gaps.count(g)}" for g in sorted(set(gaps)))
+            secs = [float(r["min-devices"]["plan_s"]) for r in sub]  # type: ignore[index]
+            eleven = [float(r["min-devices"]["plan_s"]) for r in sub if r["scenario"] == ELEVEN.name]  # type: ignore[index]
+            out.append(f"\n{k}, all {len(sub)} cases: " + ", ".join(f"{p} {n}" for p, n in tot.items()) + f", bound {lb}; "
+                       f"gap {spread} cases; plan time max {max(secs):.2f} s" + (f", 11 models max {max(eleven):.2f} s." if eleven else "."))
     out.append("\n✗ = the plan is not counted (invalid, or < 99 % within SLO in the simulator; attainment shown).")
     return "\n".join(out)
 
@@ -140,7 +145,13 @@ def main() -> int:
     ap.add_argument("--rates", default="1000,20000", help="per-model rates (rps), comma-separated")
     ap.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT limit per exact solve (s)")
     ap.add_argument("--out", default=str(HERE / "min_devices.json"))
+    ap.add_argument("--from-json", action="store_true", help="only print (and write to the README) the table of --out")
     args = ap.parse_args()
+    if args.from_json:
+        text = table(json.loads(Path(args.out).read_text()))
+        print(text)
+        write_readme(text)
+        return 0
     rates = [float(x) for x in args.rates.split(",")][:1 if args.quick else None]
     sim_s = 0.5 if args.quick else args.sim_s
     cfg = PlannerConfig(time_limit_s=args.time_limit, max_batch=128)
