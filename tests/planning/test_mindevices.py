@@ -74,14 +74,18 @@ def test_repack_undoes_a_move_that_does_not_fit() -> None:
     assert repack(b) == 0 and b.slices == before
 
 
-def test_small_instances_try_the_exact_program() -> None:
-    profs = gpu_profiles(["resnet50", "vgg16"])
-    dem = [Demand("resnet50", 9000, 108), Demand("vgg16", 3000, 142)]
-    res = solve_min_devices(dem, profs, parse_devices("mig:8"), PlannerConfig(time_limit_s=5.0))
-    assert res.exact_status in ("OPTIMAL", "FEASIBLE")
+def test_small_instances_try_the_exact_program_unless_at_the_bound() -> None:
+    names = ["densenet161", "vgg16"]
+    profs = gpu_profiles(names, mig_processes=(1, 2, 3, 4))
+    dem = [Demand(n, 20000, MODELS[n].slo_ms) for n in names]
+    cfg = PlannerConfig(time_limit_s=3.0, max_batch=128)
+    res = solve_min_devices(dem, profs, parse_devices("mig:32@a100-80gb"), cfg)
+    assert res.gap > 0 and res.exact_status in ("OPTIMAL", "FEASIBLE")
     assert "optimal" in res.candidates and res.devices <= res.candidates["optimal"]
-    big = solve_min_devices(dem, profs, parse_devices("mig:8"), exact_max_models=1)
+    big = solve_min_devices(dem, profs, parse_devices("mig:32@a100-80gb"), cfg, exact_max_models=1)
     assert big.exact_status == "skipped"
+    easy = solve_min_devices([Demand("vgg16", 3000, 142)], profs, parse_devices("mig:8"))
+    assert easy.gap == 0 and easy.exact_status == "not needed (at the bound)"
 
 
 def test_min_devices_is_a_policy() -> None:

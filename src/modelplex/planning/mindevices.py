@@ -7,8 +7,8 @@
    fit, free regions, time sharing into existing duty cycles); keep the result when everything
    found a place, else undo and try the next least loaded; stop after a few failures in a row.
    Then merge residues and grow slices as elastic does.
-3. On small instances (`exact_max_models`), the CP-SAT spatial program (policy `optimal`), with
-   the best heuristic count as its pool, may find fewer devices.
+3. On small instances (`exact_max_models`) not yet at the bound, the CP-SAT spatial program
+   (policy `optimal`), with the best heuristic count as its pool, may find fewer devices.
 4. Lower bound: no plan can do with fewer than ceil(sum over models of rate x (slice units per
    request/s on that model's most efficient slice) / device capacity) devices. Under the
    planner's own latency model every configuration (saturated, residue, duty cycle, k processes)
@@ -29,6 +29,7 @@ from modelplex.planning.builder import Builder
 from modelplex.planning.config import PlannerConfig
 from modelplex.planning.context import ModelInfo, PlanningContext, Profiles, build_context, slice_cap_mb
 from modelplex.planning.elastic import Variant, finish_plan, place_rate, run_variant, variants_for
+from modelplex.planning.optimal import solve_optimal
 from modelplex.planning.rules import EPS
 from modelplex.planning.temporal import temporal_builder
 
@@ -158,10 +159,12 @@ def solve_min_devices(
         if best is None or key < best[0]:
             best = (key, p, name)
     assert best is not None
-    status = "skipped"
-    if len(ctx.models) <= exact_max_models and len({d.capacity for d in devices}) == 1:
-        best, status = _try_exact(demands, profiles, devices, cfg, best, counts)
     lower = max(1, math.ceil(bound - 1e-9)) if ctx.models else 0
+    status = "skipped"
+    if len(best[1].devices) <= lower and not best[1].unserved:
+        status = "not needed (at the bound)"
+    elif len(ctx.models) <= exact_max_models and len({d.capacity for d in devices}) == 1:
+        best, status = _try_exact(demands, profiles, devices, cfg, best, counts)
     return MinDevicesResult(best[1], lower, round(bound, 4), best[2], status, counts)
 
 
@@ -174,8 +177,6 @@ def _try_exact(
     counts: dict[str, int],
 ) -> tuple[tuple[tuple[float, int, float], Plan, str], str]:
     """CP-SAT's spatial program on a pool as large as the best heuristic plan; kept if fewer."""
-    from modelplex.planning.optimal import solve_optimal  # imports OR-Tools only when used
-
     pool = list(devices[: max(1, len(best[1].devices))])
     res = solve_optimal(demands, profiles, pool, cfg)
     p = res.plan
