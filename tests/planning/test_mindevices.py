@@ -13,7 +13,7 @@ from modelplex.planning import PlannerConfig, check_plan, plan, solve_min_device
 from modelplex.planning.builder import Builder
 from modelplex.planning.context import build_context
 from modelplex.planning.elastic import Variant, place_rate
-from modelplex.planning.mindevices import device_lower_bound, repack
+from modelplex.planning.mindevices import device_lower_bound, repack, seat_lower_bound
 from modelplex.planning.specs import parse_devices
 from modelplex.planning.synthetic import MODELS, gpu_profiles
 
@@ -93,3 +93,14 @@ def test_min_devices_is_a_policy() -> None:
     dem = [Demand("resnet50", 5000, 108)]
     p = plan(dem, profs, parse_devices("mig:4"), "min-devices")
     assert p.policy == "min-devices" and not p.unserved
+
+
+@pytest.mark.parametrize("models, per_slice, temporal, expected", [(11, 3, 8, 2), (7, 3, 8, 1), (13, 3, 4, 3), (6, 3, 2, 1)])
+def test_every_model_needs_a_seat(models: int, per_slice: int, temporal: int, expected: int) -> None:
+    profs = [make_profile(f"m{i}") for i in range(models)]
+    dem = [make_demand(f"m{i}", 10, 100) for i in range(models)]
+    cfg = PlannerConfig(max_models_per_slice=per_slice, max_models_per_device_temporal=temporal)
+    ctx = build_context(dem, profs, gpus(4), cfg)  # MPS: two slices per GPU
+    assert seat_lower_bound(ctx) == expected
+    res = solve_min_devices(dem, profs, gpus(8), cfg, exact_max_models=0)
+    assert res.lower_bound >= expected and res.devices >= res.lower_bound

@@ -13,7 +13,8 @@
    request/s on that model's most efficient slice) / device capacity) devices. Under the
    planner's own latency model every configuration (saturated, residue, duty cycle, k processes)
    serves at most the SLO/2-rule throughput of its slice share, and interference only slows, so
-   the bound holds for every plan the policies can make; `gap` = devices - bound.
+   the bound holds for every plan the policies can make. It is raised to the devices that give
+   every model a slice to run on (`seat_lower_bound`). `gap` = devices - bound.
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ def device_lower_bound(ctx: PlanningContext) -> float:
         per_unit = best_rate_per_unit(m, device, ctx.sizes)
         work += m.rate_rps / per_unit if per_unit > 0 else math.inf
     return work / device.capacity
+
+
+def seat_lower_bound(ctx: PlanningContext) -> int:
+    """Devices needed to give every model a seat: each model runs on at least one slice, a slice
+    holds at most max_models_per_slice models (a whole device in temporal mode at most
+    max_models_per_device_temporal), a device at most max_slices slices."""
+    cfg = ctx.config
+    seats = max(ctx.max_slices(ctx.devices[0]) * cfg.max_models_per_slice, cfg.max_models_per_device_temporal)
+    return math.ceil(len(ctx.models) / max(1, seats))
 
 
 def repack(b: Builder) -> int:
@@ -159,7 +169,7 @@ def solve_min_devices(
         if best is None or key < best[0]:
             best = (key, p, name)
     assert best is not None
-    lower = max(1, math.ceil(bound - 1e-9)) if ctx.models else 0
+    lower = max(1, math.ceil(bound - 1e-9), seat_lower_bound(ctx)) if ctx.models else 0
     status = "skipped"
     if len(best[1].devices) <= lower and not best[1].unserved:
         status = "not needed (at the bound)"
