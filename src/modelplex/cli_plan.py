@@ -1,11 +1,15 @@
 """CLI subcommands `plan` and `simulate` (the main `modelplex` CLI registers them).
 
-    modelplex plan --demand demand.yaml --profiles P.json --devices gpu:4 [--policy elastic]
+    modelplex plan --demand demand.yaml --profiles P.json|P.csv --devices gpu:4 [--policy elastic]
                    [--out plan.json] [--png plan.png] [--interference I.json]
+                   [--minimize-devices] [--max-batch N] [--max-processes K] [--context-mb MB]
     modelplex simulate --plan plan.json --profiles P.json --trace poisson:scale=0.5
                    --duration 10 [--seed 0] [--warmup 1] [--demand demand.yaml] [--out result.json]
 
-Formats: demand YAML and devices SPEC in modelplex.planning.specs; trace SPEC in
+`--minimize-devices` plans on the fewest devices of the pool `--devices` names (see
+modelplex.planning.mindevices) and prints the lower bound and the gap to it.
+Formats: demand YAML and devices SPEC in modelplex.planning.specs; profiles CSV in
+modelplex.planning.csv_profiles (a file ending in .csv); trace SPEC in
 modelplex.sim.arrivals. The plan JSON is Plan.to_json() plus "demand" (model, rate_rps, slo_ms),
 which `simulate` uses for SLOs and rates.
 Exit codes: 0 ok; 1 the plan leaves demand unserved (the plan is still written); 2 bad input
@@ -28,9 +32,11 @@ from modelplex.core.demand import Demand
 from modelplex.core.errors import InvalidArgumentError, ModelplexError
 from modelplex.core.plan import Plan
 from modelplex.core.profile import Profile
-from modelplex.planning import POLICIES, PlannerConfig, get_policy
-from modelplex.planning.interference import interference_from_json
 from modelplex.app.plan_picture import draw_plan
+from modelplex.core.devices import DeviceKind
+from modelplex.planning import POLICIES, PlannerConfig, get_policy, solve_min_devices
+from modelplex.planning.csv_profiles import parse_profiles_csv
+from modelplex.planning.interference import describe, interference_from_json
 from modelplex.planning.report import format_plan
 from modelplex.planning.specs import demands_from_data, parse_devices, profiles_from_data
 
@@ -51,13 +57,23 @@ def _json(path: str, what: str) -> Any:
         raise InvalidArgumentError(f"{what}: {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
 
 
-def load_profiles(path: str) -> list[Profile]:
+def load_profiles(path: str, default_kind: DeviceKind = DeviceKind.GPU_MIG) -> list[Profile]:
+    """Profiles JSON, or a CSV table (a path ending in .csv) whose rows default to `default_kind`."""
+    if path.lower().endswith(".csv"):
+        return parse_profiles_csv(_read(path, "profiles"), default_kind, f"profiles {path}")
     return profiles_from_data(_json(path, "profiles"))
 
 
-def _config(args: argparse.Namespace) -> PlannerConfig:
+def _config(args: argparse.Namespace, profiles: Sequence[Profile]) -> PlannerConfig:
     interference = interference_from_json(_json(args.interference, "interference")) if args.interference else None
-    kwargs: dict[str, Any] = {"safety_factor": args.safety, "rate_quantile": args.rate_quantile, "time_limit_s": args.time_limit}
+    if args.max_batch < 0 or args.max_processes < 1 or (args.context_mb is not None and args.context_mb < 0):
+        raise InvalidArgumentError("--max-batch must be >= 0, --max-processes >= 1 and --context-mb >= 0")
+    # 0 = as large as the profiles hold (their largest measured batch)
+    top = args.max_batch or max((p.batch for prof in profiles for p in prof.points), default=1)
+    kwargs: dict[str, Any] = {
+        "safety_factor": args.safety, "rate_quantile": args.rate_quantile, "time_limit_s": args.time_limit,
+        "max_batch": top, "max_processes": args.max_processes, "context_mb": args.context_mb,
+    }
     if interference is not None:
         kwargs["interference"] = interference
     return PlannerConfig(**kwargs)
@@ -75,16 +91,33 @@ def parse_demand_yaml(text: str) -> list[Demand]:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     demands = parse_demand_yaml(_read(args.demand, "demand"))
-    profiles = load_profiles(args.profiles)
     devices = parse_devices(args.devices)
+    profiles = load_profiles(args.profiles, devices[0].kind)
     try:
-        cfg = _config(args)
+        cfg = _config(args, profiles)
     except ValueError as exc:
         raise InvalidArgumentError(f"interference: {exc}") from None
-    plan = get_policy(args.policy)(demands, profiles, devices, cfg)
+    summary: dict[str, object] = {}
+    if args.minimize_devices:
+        res = solve_min_devices(demands, profiles, devices, cfg)
+        plan = res.plan
+        summary = {"devices": res.devices, "lower_bound": res.lower_bound, "bound_devices": res.bound_devices,
+                   "gap": res.gap, "source": res.source, "exact_status": res.exact_status, "candidates": res.candidates}
+    else:
+        plan = get_policy(args.policy)(demands, profiles, devices, cfg)
     print(format_plan(plan))
+    for line in segment_lines(plan):
+        print(line)
+    print(describe(cfg.interference))
+    if summary:
+        print(f"min-devices: {summary['devices']} device(s); lower bound {summary['lower_bound']} "
+              f"(total work / capacity = {summary['bound_devices']}), gap {summary['gap']}; "
+              f"from {summary['source']}; exact program: {summary['exact_status']}")
     data = plan.to_json()
     data["demand"] = [{"model": d.model, "rate_rps": d.rate_rps, "slo_ms": d.slo_ms} for d in demands]
+    if summary:
+        data["min_devices"] = summary
+    data["interference"] = describe(cfg.interference)
     if args.out:
         Path(args.out).write_text(json.dumps(data, indent=1))
         print(f"wrote {args.out}")
@@ -96,6 +129,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
         log.error("not enough devices in %s: unserved %s", args.devices, worst)
         return 1
     return 0
+
+
+def segment_lines(plan: Plan) -> list[str]:
+    """Per slice: MIG placement, worker processes and planned memory (what format_plan omits)."""
+    out = []
+    for s in plan.slices:
+        where = f" mig {s.slice.size}g@{s.slice.mig_start}" if s.slice.mig_start >= 0 else ""
+        if where or s.processes > 1 or s.memory_mb > 0:
+            out.append(f"  {s.slice_id}:{where} processes {s.processes}, memory {s.memory_mb:,.0f} MB")
+    return out
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -116,7 +159,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.duration <= 0 or args.warmup < 0 or args.warmup >= args.duration:
         raise InvalidArgumentError("simulate: need duration > warmup >= 0")
     spec = parse_trace_spec(args.trace)
-    profiles = load_profiles(args.profiles)
+    profiles = load_profiles(args.profiles, plan.devices[0].kind if plan.devices else DeviceKind.GPU_MIG)
     sim = Simulator(plan, profiles, {d.model: d.slo_ms for d in demand}, SimConfig(seed=args.seed, warmup_s=args.warmup))
     if spec.kind == "csv":
         trace = read_csv_trace(_read(spec.path, "trace"), sim.model_index, args.duration)
@@ -143,6 +186,10 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument("--rate-quantile", type=float, default=0.99, help="plan for this Poisson quantile of each rate (0 = mean)")
     p.add_argument("--interference", help='interference model JSON: {"kind": "linear", "coeffs": [c0..c4]}')
     p.add_argument("--time-limit", type=float, default=10.0, help="optimal: solver time limit (s)")
+    p.add_argument("--minimize-devices", action="store_true", help="use the fewest devices of the pool (ignores --policy); prints the lower bound and gap")
+    p.add_argument("--max-batch", type=int, default=0, help="largest batch planned (0 = the largest batch in the profiles)")
+    p.add_argument("--max-processes", type=int, default=8, help="most worker processes per slice (only where profiles measured them)")
+    p.add_argument("--context-mb", type=float, default=None, help="device memory per worker process (default 1230 on GPUs, 0 on CPUs)")
     p.set_defaults(func=plan_command)
     s = subparsers.add_parser("simulate", help="simulate a plan under a traffic trace")
     s.add_argument("--plan", required=True, help="plan JSON written by `plan --out`")

@@ -80,3 +80,50 @@ def test_add_subcommands_registers_on_a_foreign_parser() -> None:
     add_subcommands(parser.add_subparsers(dest="cmd"))
     args = parser.parse_args(["plan", "--demand", "/nonexistent", "--profiles", "x", "--devices", "gpu:1"])
     assert args.func(args) == 2
+
+
+CSV = """model,slice_size,batch,processes,latency_ms,memory_mb
+resnet50,1g,8,1,10.0,2000
+resnet50,1g,16,1,18.0,
+resnet50,3g.40gb,32,1,12.0,
+resnet50,3g,64,2,40.0,
+resnet50,7,64,1,12.0,
+resnet50,7,128,1,14.0,
+"""
+
+
+def test_minimize_devices_from_a_csv_table(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text(CSV)
+    (tmp_path / "d.yaml").write_text("resnet50: {rate_rps: 20000, slo_ms: 100}\n")
+    out = tmp_path / "plan.json"
+    r = _run("plan", "--demand", str(tmp_path / "d.yaml"), "--profiles", str(tmp_path / "p.csv"), "--devices", "mig:16@a100-80gb",
+             "--minimize-devices", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "min-devices:" in r.stdout and "lower bound" in r.stdout and "processes" in r.stdout
+    assert "interference: none" in r.stdout
+    data = json.loads(out.read_text())
+    assert data["min_devices"]["devices"] == len(data["devices"]) >= data["min_devices"]["lower_bound"]
+    assert max(a["batch"] for s in data["slices"] for a in s["assignments"]) > 32  # batches as large as the table holds
+    assert all(s["mig_start"] >= 0 for s in data["slices"])
+    capped = _run("plan", "--demand", str(tmp_path / "d.yaml"), "--profiles", str(tmp_path / "p.csv"), "--devices", "mig:16@a100-80gb",
+                  "--max-batch", "16", "--out", str(out))
+    assert capped.returncode == 0, capped.stderr
+    assert max(a["batch"] for s in json.loads(out.read_text())["slices"] for a in s["assignments"]) <= 16
+
+
+@pytest.mark.parametrize(
+    "csv_text, extra, needle",
+    [
+        (CSV.replace("1g,16,1,18.0", "1g,sixteen,1,18.0"), [], "line 3: batch must be an integer"),
+        (CSV, ["--max-batch", "-1"], "--max-batch must be >= 0"),
+        (CSV, ["--devices", "mig:1@v100"], "unknown GPU model"),
+    ],
+)
+def test_csv_and_flag_errors_are_one_line(tmp_path: Path, csv_text: str, extra: list[str], needle: str) -> None:
+    (tmp_path / "p.csv").write_text(csv_text)
+    (tmp_path / "d.yaml").write_text("resnet50: {rate_rps: 100, slo_ms: 100}\n")
+    args = ["plan", "--demand", str(tmp_path / "d.yaml"), "--profiles", str(tmp_path / "p.csv"), "--devices", "mig:2", *extra]
+    r = _run(*args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr

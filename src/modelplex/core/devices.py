@@ -23,6 +23,7 @@ class DeviceSpec:
     capacity: int  # whole-device size in the kind's unit: cores, 100 (%), or 7 (MIG sevenths)
     name: str = ""  # hardware name, e.g. "NVIDIA H100 80GB HBM3"
     memory_mb: int = 0  # memory available to models on this device (0 = not limited)
+    gpu_model: str = ""  # GPU model key of the MIG and memory tables, e.g. "a100-80gb" ("" = h100-80gb)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class SliceSpec:
     device_id: str  # device this slice is cut from
     size: int  # in the device kind's unit (cores, %, MIG sevenths)
     cpus: tuple[int, ...] = ()  # CPU slices: the exact cores (affinity); empty for GPU slices
+    mig_start: int = -1  # MIG slices: first memory slice of the instance (-1 = not MIG / not placed)
 
     @property
     def label(self) -> str:

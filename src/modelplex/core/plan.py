@@ -20,13 +20,17 @@ class ModelAssignment:
 
 @dataclass(frozen=True)
 class SlicePlan:
-    """One slice and what runs on it."""
+    """One slice and what runs on it. With `processes` k > 1 (one model only) k workers run on
+    the slice at once (MPS inside the slice), each serving 1/k of the slice's rate in batches of
+    `batch` that take `latency_ms` each while all k run (the profile's k-process point)."""
 
     slice_id: str  # stable id within the plan, e.g. "gpu0/s0"
     slice: SliceSpec  # the device share
     assignments: tuple[ModelAssignment, ...]  # models taking turns here
     duty_cycle_ms: float  # length of one round of turns (0 = one model, run back to back)
     utilisation: float  # predicted busy fraction of the slice (0..1)
+    processes: int = 1  # worker processes the slice runs, each serving batches concurrently (MPS in the slice)
+    memory_mb: float = 0.0  # planned device memory of the slice's workers (0 = not planned)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Plan:
                     "capacity": d.capacity,
                     "name": d.name,
                     "memory_mb": d.memory_mb,
+                    "gpu_model": d.gpu_model,
                 }
                 for d in self.devices
             ],
@@ -63,6 +68,9 @@ class Plan:
                     "device_id": s.slice.device_id,
                     "size": s.slice.size,
                     "cpus": list(s.slice.cpus),
+                    "mig_start": s.slice.mig_start,
+                    "processes": s.processes,
+                    "memory_mb": s.memory_mb,
                     "duty_cycle_ms": s.duty_cycle_ms,
                     "utilisation": s.utilisation,
                     "assignments": [
@@ -97,6 +105,7 @@ class Plan:
                     capacity=int(d["capacity"]),
                     name=str(d.get("name", "")),
                     memory_mb=int(d.get("memory_mb", 0)),
+                    gpu_model=str(d.get("gpu_model", "")),
                 )
                 for d in devices
             ),
@@ -107,7 +116,10 @@ class Plan:
                         device_id=str(s["device_id"]),
                         size=int(s["size"]),
                         cpus=tuple(int(c) for c in s.get("cpus", [])),
+                        mig_start=int(s.get("mig_start", -1)),
                     ),
+                    processes=int(s.get("processes", 1)),
+                    memory_mb=float(s.get("memory_mb", 0.0)),
                     duty_cycle_ms=float(s["duty_cycle_ms"]),
                     utilisation=float(s["utilisation"]),
                     assignments=tuple(

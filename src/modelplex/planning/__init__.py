@@ -4,7 +4,8 @@
     p = plan(demands, profiles, devices, policy="elastic")
 
 Policies: `elastic` (gpu-let spatio-temporal partitioning), `temporal` (whole devices shared in
-time), `exclusive` (one model per device), `optimal` (CP-SAT, small instances).
+time), `exclusive` (one model per device), `optimal` (CP-SAT, small instances), `min-devices`
+(the fewest devices: every candidate repacked, with a lower bound; see mindevices.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from modelplex.planning.context import Profiles
 from modelplex.planning.elastic import plan_elastic
 from modelplex.planning.exclusive import plan_exclusive
 from modelplex.planning.interference import LinearInterference, NoInterference
+from modelplex.planning.mindevices import MinDevicesResult, plan_min_devices, solve_min_devices
 from modelplex.planning.optimal import plan_optimal
 from modelplex.planning.temporal import plan_temporal
 from modelplex.planning.validate import check_plan
@@ -31,6 +33,7 @@ POLICIES: dict[str, PolicyFn] = {
     "temporal": plan_temporal,
     "exclusive": plan_exclusive,
     "optimal": plan_optimal,
+    "min-devices": plan_min_devices,
 }
 
 
@@ -55,10 +58,12 @@ def plan(
 __all__ = [
     "POLICIES",
     "LinearInterference",
+    "MinDevicesResult",
     "NoInterference",
     "PlannerConfig",
     "PolicyFn",
     "check_plan",
     "get_policy",
     "plan",
+    "solve_min_devices",
 ]

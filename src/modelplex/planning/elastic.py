@@ -16,7 +16,7 @@ every change re-checks all slices of the device and is rejected if any would mis
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from modelplex.core.demand import Demand
 from modelplex.core.devices import DeviceSpec
@@ -24,6 +24,7 @@ from modelplex.core.plan import Plan
 from modelplex.planning.builder import Builder, SliceState, capacity_rps, configure
 from modelplex.planning.config import PlannerConfig
 from modelplex.planning.context import ModelInfo, PlanningContext, Profiles, build_context
+from modelplex.planning.interference import NoInterference
 from modelplex.planning.rules import EPS
 
 
@@ -35,6 +36,9 @@ def residue_size(m: ModelInfo, sizes: Sequence[int], rate_rps: float) -> int:
     return max(sizes)
 
 
+SPILL_ROUNDS = 3  # rounds of placing traffic trimmed from neighbours again
+
+
 @dataclass(frozen=True)
 class Variant:
     """One pass of the heuristic; plan() keeps the best of several (multi-start)."""
@@ -42,6 +46,7 @@ class Variant:
     descending: bool = False  # model order: rate x SLO descending instead of ascending
     share_first: bool = False  # try time sharing a residue before cutting a new slice for it
     chunk_size: int | None = None  # saturated slice size for every model instead of its p_eff
+    trim: bool = True  # under interference: trim neighbours to what they still serve (False: reject)
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -121,8 +126,7 @@ def plan_elastic(
     cfg = config or PlannerConfig()
     ctx = build_context(demands, profiles, devices, cfg)
     best: tuple[tuple[float, int, float], Plan] | None = None
-    # large instances try fewer variants to stay well inside the planning-time budget
-    for variant in VARIANTS if len(ctx.models) <= 40 else VARIANTS[:4]:
+    for variant in variants_for(ctx):
         b = run_variant(ctx, variant)
         p = b.to_plan("elastic")
         spare = -sum(1.0 - s.utilisation for s in p.slices)
@@ -133,17 +137,47 @@ def plan_elastic(
     return best[1]
 
 
-def run_variant(ctx: PlanningContext, variant: Variant) -> Builder:
-    """One pass of the heuristic over every model."""
-    cfg = ctx.config
+def variants_for(ctx: PlanningContext) -> list[Variant]:
+    """The passes to try: fewer on large instances (planning-time budget); under interference
+    with trimming, each pass also without it (trimming can fragment; the best plan wins)."""
+    base = list(VARIANTS if len(ctx.models) <= 40 else VARIANTS[:4])
+    if isinstance(ctx.config.interference, NoInterference) or not ctx.config.trim_neighbours:
+        return base
+    return base + [replace(v, trim=False) for v in base]
+
+
+def run_variant(ctx: PlanningContext, variant: Variant, finish: bool = True) -> Builder:
+    """One pass of the heuristic over every model; `finish` merges residues and grows slices
+    (a caller that repacks first finishes afterwards with `finish_plan`)."""
     b = Builder(ctx)
-    sign = -1.0 if variant.descending else 1.0
-    order = sorted(ctx.models, key=lambda m: (sign * m.rate_rps * m.slo_ms, m.name))
-    for m in order:
+    b.trim_neighbours = b.trim_neighbours and variant.trim
+    for m in model_order(ctx, variant):
         left = place_rate(b, m, m.rate_rps, variant)
         b.add_unserved(m, left)
-    if cfg.merge_residues:
-        for m in order:
-            merge_residues(b, m)
-    b.expand()
+    place_spill(b, variant)
+    if finish:
+        finish_plan(b, variant)
     return b
+
+
+def place_spill(b: Builder, variant: Variant) -> None:
+    """Place again the traffic cut from neighbours under interference; what stays is unserved."""
+    for _ in range(SPILL_ROUNDS):
+        for m, rate in b.take_spill():
+            b.add_unserved(m, place_rate(b, m, rate, variant))
+    for m, rate in b.take_spill():
+        b.add_unserved(m, rate)
+
+
+def model_order(ctx: PlanningContext, variant: Variant) -> list[ModelInfo]:
+    sign = -1.0 if variant.descending else 1.0
+    return sorted(ctx.models, key=lambda m: (sign * m.rate_rps * m.slo_ms, m.name))
+
+
+def finish_plan(b: Builder, variant: Variant) -> None:
+    """Merge each model's partial slices where one fits, then grow slices into unused capacity."""
+    if b.ctx.config.merge_residues:
+        for m in model_order(b.ctx, variant):
+            merge_residues(b, m)
+        place_spill(b, variant)
+    b.expand()

@@ -2,9 +2,9 @@
 
 - GPU with MPS: a slice is a percentage of SMs from (20, 40, 50, 60, 80, 100); by default at most
   two slices per GPU (p and 100 - p), as the gpu-let reference does.
-- GPU with MIG (H100): a slice is a number of compute sevenths from (1, 2, 3, 4, 7) (1g.10gb ...
-  7g.80gb). Approximation of NVIDIA's placement table: sizes sum to at most 7, a 7g instance is
-  alone, and there is at most one 4g instance.
+- GPU with MIG (A100, H100, H200): a slice is a number of compute sevenths from (1, 2, 3, 4, 7)
+  (1g.10gb ... 7g.80gb); a layout is valid when the GPU model's placement table gives every
+  instance a start of its own with no memory slice shared (planning/mig.py): 3g+3g+1g is refused.
 - CPU: a slice is a number of cores, 1..N, summing to at most N.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from modelplex.core.devices import DeviceKind, DeviceSpec
+from modelplex.planning.mig import device_model, mig_placement
 
 MPS_MENU_PCT: tuple[int, ...] = (20, 40, 50, 60, 80, 100)
 MIG_MENU_SEVENTHS: tuple[int, ...] = (1, 2, 3, 4, 7)
@@ -43,10 +44,7 @@ def layout_ok(device: DeviceSpec, sizes: Sequence[int], max_slices: int | None =
     if any(s not in menu for s in sizes):
         return False
     if device.kind is DeviceKind.GPU_MIG:
-        if 7 in sizes and len(sizes) > 1:
-            return False
-        if sizes.count(4) > 1:
-            return False
+        return mig_placement(device_model(device), sizes) is not None
     return True
 
 

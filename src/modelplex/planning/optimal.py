@@ -102,7 +102,21 @@ def solve_optimal(
         for m in models:
             b.add_unserved(m, m.rate_rps)
         return OptimalResult(b.to_plan("optimal"), status_name, solver.WallTime())
-    # materialise: cut devices, then hand out slices of each size to models
+    _materialise(b, solver, layouts, sizes, n, w, served)
+    return OptimalResult(b.to_plan("optimal"), status_name, solver.WallTime())
+
+
+def _materialise(
+    b: Builder,
+    solver: cp_model.CpSolver,
+    layouts: list[tuple[int, ...]],
+    sizes: list[int],
+    n: list[cp_model.IntVar],
+    w: dict[tuple[str, int], cp_model.IntVar],
+    served: dict[str, cp_model.IntVar],
+) -> None:
+    """Cut the devices of the solution, then hand out slices of each size to models."""
+    models = b.ctx.models
     free: dict[int, list[tuple[int, int]]] = {p: [] for p in sizes}  # size -> [(device, slot)]
     device_layouts: list[list[int]] = []
     for c, lay in enumerate(layouts):
@@ -136,7 +150,6 @@ def solve_optimal(
                     b.add_unserved(m_, r)
     b.slices = {d: s for d, s in b.slices.items() if s}
     b.expand()  # like elastic: slices grow into capacity the solution leaves unused
-    return OptimalResult(b.to_plan("optimal"), status_name, solver.WallTime())
 
 
 def plan_optimal(

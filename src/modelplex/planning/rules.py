@@ -28,7 +28,8 @@ class SaturatedConfig:
 
     batch: int  # batch size
     latency_ms: float  # predicted latency of one batch (alpha included)
-    throughput_rps: float  # batch / latency
+    throughput_rps: float  # processes x batch / latency
+    processes: int = 1  # worker processes running such batches at once on the slice
 
 
 @dataclass(frozen=True)

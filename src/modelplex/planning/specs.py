@@ -13,6 +13,8 @@ Devices SPEC -- comma-separated `KIND:COUNT[xSIZE]` terms of one kind:
 
     gpu:4        four GPUs shared with MPS (slices in % of SMs)
     mig:2        two H100 GPUs cut into MIG instances (slices in sevenths)
+    mig:2@a100-80gb   a GPU model from planning/mig.py (a100-40gb, a100-80gb, h100-80gb,
+                 h200-141gb; rtx2080ti for MPS only): its MIG placement table and memory
     cpu:16       one host CPU with 16 cores (slices in cores)
     cpu:2x8      two hosts with 8 cores each
 
@@ -30,8 +32,9 @@ from modelplex.core.demand import Demand
 from modelplex.core.devices import DeviceKind, DeviceSpec
 from modelplex.core.errors import InvalidArgumentError
 from modelplex.core.profile import Profile
+from modelplex.planning.mig import DEFAULT_GPU_MODEL, gpu_model
 
-_TERM = re.compile(r"^(gpu|mps|mig|cpu):(\d+)(?:x(\d+))?$")
+_TERM = re.compile(r"^(gpu|mps|mig|cpu):(\d+)(?:x(\d+))?(?:@([a-z0-9.-]+))?$")
 
 
 def demands_from_data(data: Any) -> list[Demand]:
@@ -78,9 +81,11 @@ def parse_devices(spec: str) -> list[DeviceSpec]:
     for term in (t.strip().lower() for t in spec.split(",")):
         match = _TERM.match(term)
         if not match:
-            raise InvalidArgumentError(f"devices: cannot read {term!r}; expected e.g. gpu:4, mig:2, cpu:16 or cpu:2x8")
-        kind_name, first, second = match.group(1), int(match.group(2)), match.group(3)
+            raise InvalidArgumentError(f"devices: cannot read {term!r}; expected e.g. gpu:4, mig:2@a100-80gb, cpu:16 or cpu:2x8")
+        kind_name, first, second, model_key = match.group(1), int(match.group(2)), match.group(3), match.group(4)
         if kind_name == "cpu":
+            if model_key:
+                raise InvalidArgumentError(f"devices: {term!r}: a CPU host has no GPU model")
             count, cores = (first, int(second)) if second else (1, first)
             if count < 1 or cores < 1:
                 raise InvalidArgumentError(f"devices: {term!r} needs at least one host and one core")
@@ -92,10 +97,14 @@ def parse_devices(spec: str) -> list[DeviceSpec]:
         if first < 1:
             raise InvalidArgumentError(f"devices: {term!r} needs at least one device")
         start = sum(1 for d in devices if d.kind is not DeviceKind.CPU)
+        model = gpu_model(model_key or DEFAULT_GPU_MODEL)
+        mem = int(model.memory_mb)
         if kind_name == "mig":
-            devices += [DeviceSpec(f"gpu{start + i}", DeviceKind.GPU_MIG, 7, "NVIDIA H100 (MIG)") for i in range(first)]
+            if not model.mig:
+                raise InvalidArgumentError(f"devices: {term!r}: the {model.name} has no MIG; use gpu:{first}@{model.key}")
+            devices += [DeviceSpec(f"gpu{start + i}", DeviceKind.GPU_MIG, 7, f"{model.name} (MIG)", mem, model.key) for i in range(first)]
         else:
-            devices += [DeviceSpec(f"gpu{start + i}", DeviceKind.GPU_MPS, 100, "GPU (MPS)") for i in range(first)]
+            devices += [DeviceSpec(f"gpu{start + i}", DeviceKind.GPU_MPS, 100, f"{model.name} (MPS)", mem, model.key) for i in range(first)]
     if len({d.kind for d in devices}) > 1:
         raise InvalidArgumentError("devices: a plan uses devices of one kind; got a mix")
     return devices

@@ -14,7 +14,7 @@ from modelplex.core.devices import DeviceSpec
 from modelplex.core.plan import Plan
 from modelplex.planning.builder import Builder, capacity_rps
 from modelplex.planning.config import PlannerConfig
-from modelplex.planning.context import Profiles, build_context
+from modelplex.planning.context import PlanningContext, Profiles, build_context
 from modelplex.planning.rules import EPS
 
 
@@ -23,6 +23,12 @@ def plan_temporal(
 ) -> Plan:
     cfg = config or PlannerConfig()
     ctx = build_context(demands, profiles, devices, cfg)
+    return temporal_builder(ctx).to_plan("temporal")
+
+
+def temporal_builder(ctx: PlanningContext) -> Builder:
+    """Every model placed by the temporal rules (module doc) on the pool of `ctx`."""
+    cfg = ctx.config
     b = Builder(ctx)
     order = sorted(ctx.models, key=lambda m: (-m.rate_rps * m.slo_ms, m.name))
     for m in order:
@@ -42,4 +48,4 @@ def plan_temporal(
                 break
             remaining -= got
         b.add_unserved(m, remaining)
-    return b.to_plan("temporal")
+    return b
