@@ -9,11 +9,9 @@ profiles carry points for 1-4 processes per slice (segments), MPS ones one proce
 A100-80GB cut into MIG instances (exact placement table), and H100s shared with MPS. Rates are
 the same for every model of a scenario (apps: every app request hits every model once).
 
-Simulator replay: Poisson arrivals at the *mean* demand rates, seeded, first 25 % excluded. The
-simulator on this branch runs one process per slice; until it honours `SlicePlan.processes`, a
-slice with k processes is replayed as k single-process slices on the same device, each with 1/k
-of its traffic and the k-process latency of the profile (`expand_segments`): requests are split
-at random instead of sharing one queue, which can only make the replay stricter.
+Simulator replay: Poisson arrivals at the *mean* demand rates, seeded, first 25 % excluded. A
+slice with k processes (a segment) is simulated as the runtime serves it: one queue, up to k
+batches at once, each taking the profile's k-process latency.
 """
 
 from __future__ import annotations
@@ -22,13 +20,12 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from modelplex.core import Demand, Profile
-from modelplex.core.plan import Plan, SlicePlan
+from modelplex.core.plan import Plan
 from modelplex.planning import PlannerConfig, check_plan, plan, solve_min_devices
 from modelplex.planning.specs import parse_devices
 from modelplex.planning.synthetic import MODELS, gpu_profiles
@@ -44,41 +41,13 @@ KINDS = {"A100-80GB MIG": "mig:256@a100-80gb", "H100 MPS": "gpu:256@h100-80gb"}
 POLICIES = ("exclusive", "temporal", "elastic")
 
 
-def expand_segments(p: Plan, profiles: list[Profile]) -> tuple[Plan, list[Profile], dict[str, str]]:
-    """k-process slices as k single-process slices of renamed models "m@kK" (module doc)."""
-    slices: list[SlicePlan] = []
-    extra: dict[str, Profile] = {}
-    alias: dict[str, str] = {}
-    for s in p.slices:
-        if s.processes == 1:
-            slices.append(s)
-            continue
-        a = s.assignments[0]
-        name = f"{a.model}@k{s.processes}"
-        alias[name] = a.model
-        if name not in extra:
-            base = next(pr for pr in profiles if pr.model == a.model and pr.device_kind == p.devices[0].kind.value)
-            pts = tuple(replace(pt, processes=1) for pt in base.points if pt.processes == s.processes)
-            extra[name] = replace(base, model=name, points=pts)
-        part = replace(a, model=name, rate_rps=a.rate_rps / s.processes, share=a.share / s.processes)
-        slices += [replace(s, slice_id=f"{s.slice_id}/p{i}", assignments=(part,), processes=1) for i in range(s.processes)]
-    return replace(p, slices=tuple(slices)), [*profiles, *extra.values()], alias
-
-
 def replay(p: Plan, profiles: list[Profile], dem: list[Demand], sim_s: float, seed: int = 1) -> float:
     """Share of requests answered within SLO, simulated at the mean demand rates."""
-    flat, profs, alias = expand_segments(p, profiles)
     slo = {d.model: d.slo_ms for d in dem}
-    slo.update({k: slo[v] for k, v in alias.items()})
-    served = {m: sum(a.rate_rps for s in flat.slices for a in s.assignments if a.model == m) for m in slo}
-    rate: dict[str, float] = {}
-    for d in dem:  # split a model's demand over its aliases in proportion to the planned rates
-        names = [d.model, *[k for k, v in alias.items() if v == d.model]]
-        total = sum(served[n] for n in names) or 1.0
-        rate.update({n: d.rate_rps * served[n] / total for n in names})
+    rate = {d.model: d.rate_rps for d in dem}
     order = sorted(slo)
     trace = generate(TraceSpec("poisson"), [rate[m] for m in order], sim_s, np.random.default_rng(seed))
-    res = simulate(flat, profs, slo, trace, sim_s, SimConfig(seed=seed, warmup_s=sim_s * 0.25))
+    res = simulate(p, profiles, slo, trace, sim_s, SimConfig(seed=seed, warmup_s=sim_s * 0.25))
     return float(res.total.attainment)
 
 

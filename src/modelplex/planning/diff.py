@@ -20,6 +20,7 @@ class StartSlice:
     slice_id: str  # the slice's id in the new plan
     slice: SliceSpec  # the device share it runs on
     duty_cycle_ms: float  # turn round of the models sharing it
+    processes: int = 1  # worker processes taking batches at once (a segment when > 1)
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,10 @@ class PlanDiff:
 
 
 def signature(s: SlicePlan) -> tuple[object, ...]:
-    """What makes two slices interchangeable: the same share, models (in order) and batches."""
-    return (s.slice.device_id, s.slice.size, s.slice.cpus, tuple((a.model, a.batch) for a in s.assignments))
+    """What makes two slices interchangeable: the same share (and MIG position), processes,
+    models (in order) and batches."""
+    share = (s.slice.device_id, s.slice.size, s.slice.cpus, s.slice.mig_start)
+    return (*share, s.processes, tuple((a.model, a.batch) for a in s.assignments))
 
 
 def diff(running: Plan | None, new: Plan) -> PlanDiff:
@@ -110,7 +113,7 @@ def diff(running: Plan | None, new: Plan) -> PlanDiff:
         if matches:
             keep.append(KeepSlice(s.slice_id, matches.pop(0)))
             continue
-        start.append(StartSlice(s.slice_id, s.slice, s.duty_cycle_ms))
+        start.append(StartSlice(s.slice_id, s.slice, s.duty_cycle_ms, s.processes))
         load.extend(LoadModel(s.slice_id, a.model, a.batch) for a in s.assignments)
     targets: dict[str, list[tuple[str, float]]] = {}
     for s in new.slices:

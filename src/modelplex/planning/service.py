@@ -14,7 +14,7 @@ from modelplex.core.errors import InvalidArgumentError
 from modelplex.core.plan import Plan, SlicePlan
 from modelplex.core.profile import Profile
 from modelplex.planning.context import Curve, Profiles, find_profile, index_profiles
-from modelplex.planning.interference import NO_INTERFERENCE, InterferenceModel, merged_features
+from modelplex.planning.interference import NO_INTERFERENCE, InterferenceModel, features_at, merged_features
 
 Z99 = 2.3263478740408408  # standard normal 99th percentile
 
@@ -62,7 +62,7 @@ class ServiceModel:
                 if found is None:
                     raise InvalidArgumentError(f"simulate: model {a.model}: no profile for {kinds[s.slice.device_id].value}")
                 prof, unit = found
-                out[(s.slice_id, a.model)] = self._table(prof, s.slice.size * unit, a.batch, alphas[s.slice_id])
+                out[(s.slice_id, a.model)] = self._table(prof, s.slice.size * unit, a.batch, alphas[s.slice_id], s.processes)
         return out
 
     def latency_s(self, spec: SliceSpec, model: str, kind_value: str, rows: int) -> float:
@@ -76,8 +76,11 @@ class ServiceModel:
         """Time to start a worker and load `models` one after another (measured load times)."""
         return sum(p.load_s for m in models if (p := self._index.get((m, kind_value))) is not None)
 
-    def _table(self, prof: Profile, size: float, batch: int, alpha: float) -> ServiceTable:
-        c50, c99 = Curve(prof, "p50"), Curve(prof, "p99")
+    def _table(self, prof: Profile, size: float, batch: int, alpha: float, processes: int = 1) -> ServiceTable:
+        """Per batch: the latency of one batch while all `processes` of the slice run (their
+        measured points), times the interference slowdown."""
+        k = processes if processes in prof.process_counts() else 1
+        c50, c99 = Curve(prof, "p50", k), Curve(prof, "p99", k)
         top = max(1, batch)
         p50 = [0.0] + [c50.latency_ms(size, b) * alpha / 1e3 for b in range(1, top + 1)]
         p99 = [0.0] + [c99.latency_ms(size, b) * alpha / 1e3 for b in range(1, top + 1)]
@@ -91,7 +94,8 @@ class ServiceModel:
         caps = {d.device_id: d.capacity for d in plan.devices}
 
         def load(s: SlicePlan) -> tuple[dict[str, float], float]:
-            return merged_features([feats.get(a.model, {}) for a in s.assignments]), s.slice.size / max(1, caps.get(s.slice.device_id, 1))
+            per_model = [features_at(feats.get(a.model, {}), a.batch) for a in s.assignments]
+            return merged_features(per_model), s.slice.size / max(1, caps.get(s.slice.device_id, 1))
 
         loads = {s.slice_id: load(s) for s in plan.slices}
         out: dict[str, float] = {}

@@ -92,7 +92,8 @@ class SliceSet:
                               tables[(start.slice_id, a.model)].median_s if (start.slice_id, a.model) in tables else None)
                     for a in d.models_on(start.slice_id)
                 ]
-                fresh[start.slice_id] = self._runner(spec, [books[a.model] for a in d.models_on(start.slice_id)], lanes, start.duty_cycle_ms)
+                models = [books[a.model] for a in d.models_on(start.slice_id)]
+                fresh[start.slice_id] = self._runner(spec, models, lanes, start.duty_cycle_ms, start.processes)
             await self._start_all(list(fresh.values()), "plan not applied")
             # The switch: one synchronous step, so every request sees either the old or new routes.
             by_plan_id = dict(fresh)
@@ -206,10 +207,13 @@ class SliceSet:
         return [r.describe() for _, r in sorted(self.runners.items())]
 
     # ---- internals -----------------------------------------------------------------------
-    def _runner(self, spec: SliceSpec, books: list[ModelBook], lanes: list[Lane], duty_cycle_ms: float = 0.0) -> SliceRunner:
+    def _runner(
+        self, spec: SliceSpec, books: list[ModelBook], lanes: list[Lane], duty_cycle_ms: float = 0.0, processes: int = 1
+    ) -> SliceRunner:
         self._seq += 1
         slice_id = f"{spec.device_id}/s{self._seq}"
-        runner = SliceRunner(slice_id, spec, books, SliceScheduler(slice_id, lanes, duty_cycle_ms), self.executor, self.clock)
+        scheduler: SliceScheduler[Pending] = SliceScheduler(slice_id, lanes, duty_cycle_ms, processes)
+        runner = SliceRunner(slice_id, spec, books, scheduler, self.executor, self.clock)
         self._all[slice_id] = runner
         return runner
 

@@ -177,7 +177,7 @@ class SimFleet:
             loads = d.models_on(start.slice_id)
             prior = {a.model: tables[(start.slice_id, a.model)] for a in loads}
             lanes = [make_lane(a.model, a.batch, self.batching.get(a.model), prior[a.model].median_s, self.default_delay_s) for a in loads]
-            sched: SliceScheduler[int] = SliceScheduler(f"g{generation}/{start.slice_id}", lanes, start.duty_cycle_ms)
+            sched: SliceScheduler[int] = SliceScheduler(f"g{generation}/{start.slice_id}", lanes, start.duty_cycle_ms, start.processes)
             sl = SimSlice(sched, prior, len(self.slices))
             self.slices.append(sl)
             self._by_sched[sched.slice_id] = sl
