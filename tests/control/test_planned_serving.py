@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import concurrent.futures as cf
 import json
 import os
@@ -45,6 +47,18 @@ def plan_split() -> Plan:
         (
             SlicePlan("cpu0/a", SliceSpec("cpu0", 1, (0,)), (ModelAssignment("mlp", 8, 50.0, 1.0, 1.0),), 0.0, 0.1),
             SlicePlan("cpu0/b", SliceSpec("cpu0", 1, (1,)), (ModelAssignment("cnn", 4, 50.0, 1.0, 2.0),), 0.0, 0.1),
+        ),
+    )
+
+
+def plan_segment() -> Plan:
+    """mlp on one core; cnn on the other as a segment of two worker processes."""
+    return Plan(
+        "test-segment",
+        (CPU,),
+        (
+            SlicePlan("cpu0/a", SliceSpec("cpu0", 1, (0,)), (ModelAssignment("mlp", 8, 50.0, 1.0, 1.0),), 0.0, 0.1),
+            SlicePlan("cpu0/b", SliceSpec("cpu0", 1, (1,)), (ModelAssignment("cnn", 4, 50.0, 1.0, 2.0),), 0.0, 0.1, processes=2),
         ),
     )
 
@@ -125,7 +139,8 @@ def _agrees(srv: RunningServer, plan: Plan) -> None:
     want = sorted((tuple(s.slice.cpus), tuple(a.model for a in s.assignments)) for s in plan.slices)
     got = sorted((tuple(s["cpus"]), tuple(s["models"])) for s in doc["slices"])
     assert got == want
-    pids = {s["worker"]["pid"] for s in doc["slices"]}
+    pids = {pid for s in doc["slices"] for pid in s["worker"]["pids"]}
+    assert [len(s["worker"]["pids"]) for s in doc["slices"]] == [s["processes"] for s in doc["slices"]]
     assert all(s["worker"]["alive"] for s in doc["slices"])
     _wait_for(lambda: _worker_pids(srv) == pids)  # exactly the workers it names; old ones gone
 
@@ -142,10 +157,14 @@ def test_initial_plan_is_served_and_status_agrees(planned_server: RunningServer)
 
 
 def test_applying_a_plan_starts_exactly_its_workers(planned_server: RunningServer) -> None:
-    for plan in (plan_split(), plan_shared(), plan_split()):
+    for plan in (plan_split(), plan_shared(), plan_split(), plan_segment()):
         result = _post_plan(planned_server, plan)
         assert result["applied"] and result["slices"] == len(plan.slices)
         _agrees(planned_server, plan)
+    # from plan_split to plan_segment: mlp's slice is the same and kept, cnn's gets two processes
+    assert (result["kept"], result["started"], result["drained"]) == (1, 1, 1)
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(lambda _: _infer(planned_server, "cnn"), range(32))) == [200] * 32
 
 
 def test_switching_plans_under_steady_load_loses_nothing(planned_server: RunningServer) -> None:

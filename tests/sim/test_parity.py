@@ -1,7 +1,8 @@
 """Parity: one seeded trace through the simulator and through the live runtime (DataPlane,
 SliceSet, SliceRunner) with the fake executor on a virtual clock gives identical per-request
 outcomes -- the slice and batch that served each request, admitted or rejected, and completion
-time -- across several models, a duty cycle, deadline rejections and a plan change midway."""
+time -- across several models, a duty cycle, a slice of two worker processes, deadline rejections and a plan
+change midway (one slice kept, others started and drained)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ CHANGE_S = 1.5
 START_S = 0.5  # first arrival (after the initial plan's workers started)
 
 
-def _slice(sid: str, cpus: tuple[int, ...], duty_ms: float, *assign: tuple[str, int, float]) -> SlicePlan:
+def _slice(sid: str, cpus: tuple[int, ...], duty_ms: float, *assign: tuple[str, int, float], processes: int = 1) -> SlicePlan:
     spec = SliceSpec("cpu0", len(cpus), cpus)
-    return SlicePlan(sid, spec, tuple(ModelAssignment(m, b, 0.0, share, 0.0) for m, b, share in assign), duty_ms, 0.0)
+    work = tuple(ModelAssignment(m, b, 0.0, share, 0.0) for m, b, share in assign)
+    return SlicePlan(sid, spec, work, duty_ms, 0.0, processes=processes)
 
 
 PLAN_1 = Plan("test", (CPU,), (
@@ -49,7 +51,7 @@ PLAN_1 = Plan("test", (CPU,), (
     _slice("cpu0/s2", (2, 3), 0.0, ("googlenet", 4, 1.0)),
 ))
 PLAN_2 = Plan("test", (CPU,), (
-    _slice("cpu0/s0", (0, 1), 20.0, ("mobilenetv2", 8, 1.0), ("lenet", 8, 1.0)),
+    _slice("cpu0/s0", (0, 1), 20.0, ("mobilenetv2", 8, 1.0), ("lenet", 8, 1.0), processes=2),  # two batches at once
     _slice("cpu0/s1", (2, 3), 0.0, ("googlenet", 4, 1.0)),  # identical to PLAN_1's s2: kept
 ))
 Outcome = tuple[int, tuple[int, ...], int, float]  # (status, cpus, batch rows, completion time)

@@ -39,9 +39,10 @@ class BatchResult:
 class WorkerStatus:
     """A worker as `modelplex status` shows it."""
 
-    pid: int | None  # process id
+    pid: int | None  # process id (the first, when the slice runs several)
     alive: bool  # running and answering
-    rss_mb: float | None  # resident memory now (None: unknown)
+    rss_mb: float | None  # resident memory now, all its processes (None: unknown)
+    pids: tuple[int, ...] = ()  # every worker process of the slice
 
 
 class Executor(Protocol):

@@ -105,7 +105,8 @@ class LocalExecutor:
             return WorkerStatus(None, False, None)
         rss = [_rss_mb(w.pid) if w.alive else None for w in sl.workers]
         known = [r for r in rss if r is not None]
-        return WorkerStatus(sl.workers[0].pid, self.alive(slice_id), round(sum(known), 1) if known else None)
+        pids = tuple(w.pid for w in sl.workers if w.pid is not None)
+        return WorkerStatus(sl.workers[0].pid, self.alive(slice_id), round(sum(known), 1) if known else None, pids)
 
     def _live(self, slice_id: str) -> _Slice:
         sl = self._slices.get(slice_id)
