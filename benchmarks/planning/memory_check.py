@@ -24,7 +24,7 @@ from modelplex.planning.specs import parse_devices
 from modelplex.planning.synthetic import MODELS, gpu_profiles
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scenarios import SCENARIOS, profiles_for  # noqa: E402
+from scenarios import SCENARIOS, profiles_for, write_readme_section  # noqa: E402
 
 CARD_MB = 11264
 
@@ -65,18 +65,8 @@ def main() -> int:
         lines.append(f"| {r['scenario']} | {r['rate_per_model_rps']:,.0f} | {w['gpus']}, {w['worst_gpu_mb']:,}{over} | {a['gpus']}, {a['worst_gpu_mb']:,} |")  # type: ignore[index]
     text = "\n".join(lines)
     print("\n" + text)
-    write_readme(text)
+    write_readme_section("MEMORY", text)
     return 0
-
-
-def write_readme(text: str, readme: Path = Path(__file__).parent / "README.md") -> None:
-    """Replace the text between the <!-- MEMORY --> markers of the README."""
-    if not readme.exists():
-        return
-    body = readme.read_text()
-    start, end = "<!-- MEMORY -->", "<!-- /MEMORY -->"
-    if start in body and end in body:
-        readme.write_text(body[: body.index(start) + len(start)] + "\n" + text + "\n" + body[body.index(end) :])
 
 
 if __name__ == "__main__":

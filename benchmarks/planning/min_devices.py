@@ -32,7 +32,7 @@ from modelplex.planning.synthetic import MODELS, gpu_profiles
 from modelplex.sim import SimConfig, TraceSpec, generate, simulate
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scenarios import SCENARIOS, Scenario, profiles_for  # noqa: E402
+from scenarios import SCENARIOS, Scenario, profiles_for, write_readme_section  # noqa: E402
 
 HERE = Path(__file__).parent
 ELEVEN = Scenario("11 models (9 + 2 copies)", tuple((n, n) for n in MODELS) + (("resnet50-b", "resnet50"), ("mobilenetv2-b", "mobilenetv2")))
@@ -119,7 +119,7 @@ def main() -> int:
     if args.from_json:
         text = table(json.loads(Path(args.out).read_text()))
         print(text)
-        write_readme(text)
+        write_readme_section("MINDEV", text)
         return 0
     rates = [float(x) for x in args.rates.split(",")][:1 if args.quick else None]
     sim_s = 0.5 if args.quick else args.sim_s
@@ -129,18 +129,8 @@ def main() -> int:
     text = table(rows)
     print(text)
     if not args.quick:
-        write_readme(text)
+        write_readme_section("MINDEV", text)
     return 0
-
-
-def write_readme(text: str, readme: Path = Path(__file__).parent / "README.md") -> None:
-    """Replace the text between the <!-- MINDEV --> markers of the README."""
-    if not readme.exists():
-        return
-    body = readme.read_text()
-    start, end = "<!-- MINDEV -->", "<!-- /MINDEV -->"
-    if start in body and end in body:
-        readme.write_text(body[: body.index(start) + len(start)] + "\n" + text + "\n" + body[body.index(end) :])
 
 
 if __name__ == "__main__":

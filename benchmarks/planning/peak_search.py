@@ -27,7 +27,7 @@ from modelplex.planning.synthetic import MODELS, cpu_profile, gpu_profiles
 from modelplex.sim import SimConfig, Simulator, TraceSpec, generate
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scenarios import CPU_SCENARIOS, SCENARIOS, Scenario, profiles_for  # noqa: E402
+from scenarios import CPU_SCENARIOS, SCENARIOS, Scenario, profiles_for, write_readme_section  # noqa: E402
 
 HERE = Path(__file__).parent
 POLICIES = ("exclusive", "temporal", "elastic", "optimal")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from modelplex.core.profile import Profile
 from modelplex.planning.synthetic import MODELS
@@ -48,3 +49,13 @@ def profiles_for(scenario: Scenario, base: list[Profile]) -> list[Profile]:
     for name, source in scenario.models:
         out += [replace(p, model=name) for p in base if p.model == source]
     return out
+
+
+def write_readme_section(marker: str, text: str, readme: Path = Path(__file__).parent / "README.md") -> None:
+    """Replace the text between the <!-- MARKER --> and <!-- /MARKER --> lines of a README."""
+    if not readme.exists():
+        return
+    body = readme.read_text()
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    if start in body and end in body:
+        readme.write_text(body[: body.index(start) + len(start)] + "\n" + text + "\n" + body[body.index(end) :])
