@@ -111,7 +111,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="one rate, 0.5 s simulations")
     ap.add_argument("--sim-s", type=float, default=1.0, help="simulated seconds per plan")
-    ap.add_argument("--rates", default="1000,20000", help="per-model rates (rps), comma-separated")
+    ap.add_argument("--rates", default="2000,20000,60000", help="per-model rates (rps), comma-separated")
     ap.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT limit per exact solve (s)")
     ap.add_argument("--out", default=str(HERE / "min_devices.json"))
     ap.add_argument("--from-json", action="store_true", help="only print (and write to the README) the table of --out")

@@ -178,13 +178,7 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(rows, indent=1))
     text = table(rows)
     print(text)
-    readme = Path(args.readme)
-    if readme.exists():
-        body = readme.read_text()
-        start, end = "<!-- RESULTS -->", "<!-- /RESULTS -->"
-        if start in body and end in body:
-            body = body[: body.index(start) + len(start)] + "\n" + text + "\n" + body[body.index(end) :]
-            readme.write_text(body)
+    write_readme_section("RESULTS", text, Path(args.readme))
     return 0
 
 

@@ -4,7 +4,6 @@ out of the pure planning package)."""
 from __future__ import annotations
 
 from modelplex.core.plan import Plan
-from modelplex.planning.menus import device_unit
 
 
 def draw_plan(plan: Plan, path: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory, text_format
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 
 import modelplex  # noqa: F401  (sets ORT_DISABLE_TELEMETRY before onnxruntime is imported)
 from modelplex.core.errors import InvalidArgumentError, UnsupportedError

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelplex.core.errors import InvalidArgumentError, ModelplexError, NotFoundError
+from modelplex.core.errors import InvalidArgumentError, NotFoundError
 from modelplex.core.model import ModelConfig, ModelId
 from modelplex.repository.encoding import model_config_from_json, model_config_to_json
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from modelplex.core.devices import SliceSpec
@@ -138,7 +139,7 @@ class SliceRunner:
         self.scheduler.completed(d, latency_s, now)
 
     # ---- faults --------------------------------------------------------------------------
-    def _fail_queued(self, error: Any) -> None:
+    def _fail_queued(self, error: Callable[[str], ModelplexError]) -> None:
         now = self.clock.now()
         for model, req in self.scheduler.drain():
             self.books[model].fail(req, error(model), now)
@@ -160,10 +161,9 @@ class SliceRunner:
                 log.error("restart of slice %s failed: %s", self.slice_id, exc)
                 if self.failing is None:
                     # nothing may wait on a worker that does not come back: answer what is queued
-                    self.failing = exc.message
-                    self.scheduler.refuse(f"the worker of slice {self.slice_id} cannot be restarted: {exc.message}")
-                    self._fail_queued(lambda m: UnavailableError(
-                        f"model {m}: the worker of slice {self.slice_id} cannot be restarted: {exc.message}"))
+                    self.failing = why = f"the worker of slice {self.slice_id} cannot be restarted: {exc.message}"
+                    self.scheduler.refuse(why)
+                    self._fail_queued(lambda m: UnavailableError(f"model {m}: {why}"))
                 delay_s = min(5.0, delay_s * 2 or 0.2)
                 continue
             if self._closing:
