@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+import math
 from typing import Generic, NamedTuple, TypeVar
 
 from modelplex.dispatch.batching import Admission, QueuedRequest
@@ -32,13 +33,14 @@ class Router(Generic[P]):
         self.weights = [max(0.0, w) for _, w in entries]  # plan traffic shares
         self._credit = [0.0] * len(entries)  # smooth weighted round-robin state
         self._weighted = len({round(w, 6) for w in self.weights}) > 1
+        self._all = list(range(len(entries)))  # every slice, when none is accepting
 
     def route(self, request: QueuedRequest[P], now: float) -> Routed[P]:
         if len(self.slices) == 1:
             only = self.slices[0]
             admission = only.submit(self.model, request, now)
             return Routed(admission, only if admission.admitted else None)
-        live = [i for i, s in enumerate(self.slices) if s.accepting] or list(range(len(self.slices)))
+        live = [i for i, s in enumerate(self.slices) if s.accepting] or self._all
         rows = request.rows
         first = self._pick(live) if self._weighted else min(live, key=lambda i: self._finish(i, rows, now))
         admission = self.slices[first].submit(self.model, request, now)
@@ -55,9 +57,14 @@ class Router(Generic[P]):
         return self.slices[i].predicted_finish_s(self.model, rows, now)
 
     def _pick(self, live: list[int]) -> int:
-        total = sum(self.weights[i] for i in live) or 1.0
+        """Smooth weighted round robin over `live` (one pass: credit, total, best)."""
+        credit, weights = self._credit, self.weights
+        total, best, best_credit = 0.0, live[0], -math.inf
         for i in live:
-            self._credit[i] += self.weights[i]
-        best = max(live, key=lambda i: self._credit[i])
-        self._credit[best] -= total
+            c = credit[i] + weights[i]
+            credit[i] = c
+            total += weights[i]
+            if c > best_credit:
+                best, best_credit = i, c
+        credit[best] -= total or 1.0
         return best

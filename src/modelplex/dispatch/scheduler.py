@@ -69,6 +69,7 @@ class SliceScheduler(Generic[P]):
         self._index = {m: i for i, m in enumerate(self.models)}
         self.turns = DutyCycleScheduler(self.models, duty_cycle_ms, self.processes)
         self._refusal: str | None = None  # why submit refuses everything now (None: accepting)
+        self.accepting = True  # no refusal in force (an attribute: the router reads it per request)
 
     # ---- state ---------------------------------------------------------------------------
     def queue(self, model: str) -> BatchQueue[P]:
@@ -85,13 +86,10 @@ class SliceScheduler(Generic[P]):
     def idle(self) -> bool:
         return self.turns.running == 0 and all(len(q) == 0 for q in self._queues)
 
-    @property
-    def accepting(self) -> bool:
-        return self._refusal is None
-
     def refuse(self, reason: str | None) -> None:
         """Refuse new requests with `reason` (a stopping or failed slice); None accepts again."""
         self._refusal = reason
+        self.accepting = reason is None
 
     def set_batch(self, model: str, batch: int) -> None:
         """Run `model` at batches of at most `batch` rows from now on (bounded by the model's own)."""
