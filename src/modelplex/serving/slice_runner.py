@@ -95,6 +95,8 @@ class SliceRunner:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.scheduler.turns.busy:
+            return  # every process runs a batch: the next completion pumps again
         if not self._started or self._closing or not self.executor.alive(self.slice_id):
             return  # a restarting worker: its queue waits for it
         now = self.clock.now()
