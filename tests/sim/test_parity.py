@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,9 @@ from modelplex.serving.types import InferInput, InferRequest
 from modelplex.sim.arrivals import TraceSpec, generate
 from modelplex.sim.engine import PlanChange, SimConfig, Simulator
 from modelplex.sim.metrics import EXPIRED, LATE, OK, REJECTED
-from models import add_config_yaml, identity_fp32  # tests/support (conftest puts it on the path)
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "support"))  # also when run as a script
+from models import add_config_yaml, identity_fp32  # noqa: E402
 
 MODELS = ["googlenet", "lenet", "mobilenetv2"]  # sorted: the simulator indexes models by name order
 SLO_MS = {"lenet": 10.0, "mobilenetv2": 150.0, "googlenet": 300.0}
@@ -147,3 +150,8 @@ def test_simulator_and_live_runtime_agree_request_by_request(repo: Path) -> None
     assert {cpus for s, cpus, *_ in simulated if s == OK} >= {(0,), (1,), (0, 1), (2, 3)}
     mismatches = [(i, s, l) for i, (s, l) in enumerate(zip(simulated, live)) if s[:3] != l[:3] or abs(s[3] - l[3]) > 1e-9]
     assert not mismatches, f"{len(mismatches)} of {len(simulated)} differ, first: {mismatches[:3]}"
+
+
+if __name__ == "__main__":  # the counts benchmarks/README.md quotes
+    got = [s for s, *_ in _simulated(_trace())]
+    print(f"{len(got)} requests: {got.count(OK)} served, {got.count(REJECTED)} refused at admission, {got.count(EXPIRED)} expired")
