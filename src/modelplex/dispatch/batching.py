@@ -24,7 +24,7 @@ P = TypeVar("P")
 NO_DEADLINE = math.inf
 
 
-@dataclass
+@dataclass(slots=True)
 class QueuedRequest(Generic[P]):
     """A request waiting in a model's queue."""
 
@@ -47,7 +47,7 @@ class Admission:
 ADMITTED = Admission(True)  # shared: admission is the hot path of every request
 
 
-@dataclass
+@dataclass(slots=True)
 class Batch(Generic[P]):
     """What next_batch decided: requests to run together now, and requests that expired."""
 

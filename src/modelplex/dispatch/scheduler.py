@@ -37,7 +37,7 @@ class Lane:
     estimator: LatencyEstimator | None = None  # prediction source (None: learn from measurements)
 
 
-@dataclass
+@dataclass(slots=True)
 class Dispatch(Generic[P]):
     """What schedule() decided: a batch of one model to run now, and requests that expired."""
 
