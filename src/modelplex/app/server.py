@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +65,7 @@ async def serve(options: ServerOptions) -> int:
         log.info("try   curl %s/v2/models/%s", base, sorted(plane.slices.routes)[0])
         log.info("      curl %s/v2/repository/index -X POST", base)
     try:
-        # uvicorn's public serve() re-raises SIGTERM after shutting down, which would end the
-        # process before the workers and the MPS daemon are stopped below
-        await server._serve()
+        await server.serve()
     finally:
         log.info("shutting down")
         if driver is not None:
@@ -112,6 +112,16 @@ async def _start_plane(
     return plane, driver
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal capture: that re-raises SIGTERM once uvicorn has
+    shut down, ending the process before the workers and the MPS daemon are stopped; the app
+    installs handlers that only ask the server to exit."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def _http_server(options: ServerOptions, plane: DataPlane, driver: PlanDriver | None) -> uvicorn.Server:
     config = uvicorn.Config(
         build_app(plane, options.max_body_bytes, driver),
@@ -127,7 +137,7 @@ def _http_server(options: ServerOptions, plane: DataPlane, driver: PlanDriver | 
         date_header=False,
         log_level="warning",
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
