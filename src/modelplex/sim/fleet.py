@@ -95,6 +95,7 @@ class SimFleet:
         self.routers: list[Router[int] | None] = [None] * len(models)
         self.running: Plan | None = None
         self.pending: _Pending | None = None
+        self._waiting: list[tuple[Plan, str]] = []  # changes decided while another was starting
         self.switches: list[tuple[float, float, str]] = []
         self._counts = [0] * len(models)  # arrivals since the last controller tick
 
@@ -166,7 +167,8 @@ class SimFleet:
         """Start the new plan's slices (ready after their measured start times; at once for the
         initial plan); routing switches when all are ready."""
         if self.pending is not None:
-            return  # one change at a time, as the runtime does
+            self._waiting.append((plan, reason))  # one change at a time: the runtime's plan lock
+            return
         d = diff(self.running, plan)
         tables = self.service.tables(plan)
         kinds = {dev.device_id: dev.kind.value for dev in plan.devices}
@@ -212,6 +214,9 @@ class SimFleet:
         self.switches.append((p.decided_s, now, p.reason))
         if self.controller is not None and self.controller.pending is not None:
             self.controller.applied(self.controller.pending, now)
+        if self._waiting:
+            plan, reason = self._waiting.pop(0)
+            self.apply(plan, now, reason)
 
     def _tick(self, now: float) -> None:
         ctl = self.controller
