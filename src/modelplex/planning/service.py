@@ -46,9 +46,6 @@ class ServiceModel:
         self.interference = interference  # slowdown between slices of one device
         self.spread = spread  # draw around p50 (False: always p50)
 
-    def profile(self, model: str, kind_value: str) -> Profile | None:
-        return self._index.get((model, kind_value))
-
     def tables(self, plan: Plan) -> dict[tuple[str, str], ServiceTable]:
         """(slice id, model) -> service table, for every assignment of `plan`."""
         alphas = self._alphas(plan)

@@ -45,7 +45,7 @@ class SliceRunner:
         self._restart_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # batches in flight
         self._recent: deque[tuple[float, float]] = deque()  # (end, seconds busy) of recent batches
-        self._running_since: dict[int, float] = {}  # id(dispatch) -> start, batches in flight
+        self._running: dict[int, Dispatch[Pending]] = {}  # id(dispatch) -> batch in flight
 
     @property
     def ready(self) -> bool:
@@ -104,7 +104,7 @@ class SliceRunner:
             for model, req in d.expired:
                 self.books[model].fail(req, DeadlineError(f"model {model}: deadline cannot be met; rejected before running"), now)
             if d.requests:
-                self._running_since[id(d)] = now
+                self._running[id(d)] = d
                 task = asyncio.ensure_future(self._run(d))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -136,8 +136,8 @@ class SliceRunner:
         self.pump()
 
     def _finished(self, d: Dispatch[Pending], latency_s: float | None, now: float) -> None:
-        started = self._running_since.pop(id(d), now)
-        self._recent.append((now, now - started))
+        self._running.pop(id(d), None)
+        self._recent.append((now, now - d.started_s))
         self.scheduler.completed(d, latency_s, now)
 
     # ---- faults --------------------------------------------------------------------------
@@ -184,7 +184,7 @@ class SliceRunner:
         while self._recent and self._recent[0][0] < now - window_s:
             self._recent.popleft()
         busy = sum(min(b, window_s) for _, b in self._recent)
-        busy += sum(now - s for s in self._running_since.values())
+        busy += sum(now - d.started_s for d in self._running.values())
         return min(1.0, busy / window_s / self.scheduler.processes)
 
     def describe(self) -> dict[str, Any]:
