@@ -24,8 +24,12 @@ from modelplex.runtime.clock import MonotonicClock
 from modelplex.runtime.gpu import MpsDaemon, gpu_devices, gpu_names
 from modelplex.runtime.local import LocalExecutor
 from modelplex.serving.dataplane import DataPlane
-from modelplex.serving.slice_set import SliceSet
+from modelplex.runtime.worker_handle import STALL_TIMEOUT_S
+from modelplex.serving.decode_pool import DecodePool
 from modelplex.serving.http_frontend import DEFAULT_MAX_BODY_BYTES, build_app
+from modelplex.serving.http_protocol import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, bounded_protocol
+from modelplex.serving.limits import Limits
+from modelplex.serving.slice_set import SliceSet
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,11 @@ class ServerOptions:
     replanning: bool = True  # re-plan as arrival rates move
     controller: ControllerConfig = ControllerConfig()  # re-planning thresholds
     gpus: bool = False  # plan onto this host's GPUs cut into MPS shares (needs --policy)
+    limits: Limits = Limits()  # longest wait without a deadline, queue bytes per model and server
+    stall_timeout_s: float = STALL_TIMEOUT_S  # a worker silent this long is replaced
+    header_timeout_s: float = HEADER_TIMEOUT_S  # HTTP request headers must arrive within this
+    body_timeout_s: float = BODY_TIMEOUT_S  # HTTP request bodies must arrive within this
+    max_connections: int = 1000  # concurrent HTTP connections (beyond: 503)
 
 
 async def serve(options: ServerOptions) -> int:
@@ -58,7 +67,8 @@ async def serve(options: ServerOptions) -> int:
         from modelplex.serving.grpc_frontend import start_grpc
 
         grpc_server = await start_grpc(plane, options.host, options.grpc_port, options.max_body_bytes)
-    server = _http_server(options, plane, driver)
+    decoder = DecodePool()
+    server = _http_server(options, plane, driver, decoder)
     base = f"http://{options.host}:{options.http_port}"
     log.info("serving KServe v2 HTTP on %s%s", base, f" and gRPC on {options.host}:{options.grpc_port}" if grpc_server else "")
     if plane.slices.routes:
@@ -73,6 +83,7 @@ async def serve(options: ServerOptions) -> int:
         if grpc_server is not None:
             await grpc_server.stop(grace=1.0)
         await plane.stop()
+        decoder.close()
         if mps is not None:
             mps.stop()
     return 0
@@ -92,8 +103,9 @@ async def _start_plane(
         devices = devices or [DeviceSpec("cpu0", DeviceKind.CPU, len(options.cpus))]
         controller = build_controller(configs, options.policy, profiles, devices, options.controller)
         service = ServiceModel(profiles)
-    slices = SliceSet(LocalExecutor("cpu", mps), MonotonicClock(), options.cpus, gpus=mps is not None, service=service)
-    plane = DataPlane(options.repository, slices, registry, arrivals=controller)
+    executor = LocalExecutor("cpu", mps, stall_timeout_s=options.stall_timeout_s)
+    slices = SliceSet(executor, MonotonicClock(), options.cpus, gpus=mps is not None, service=service)
+    plane = DataPlane(options.repository, slices, registry, arrivals=controller, limits=options.limits)
     driver: PlanDriver | None = None
     if controller is None:
         await plane.start()
@@ -122,13 +134,14 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _http_server(options: ServerOptions, plane: DataPlane, driver: PlanDriver | None) -> uvicorn.Server:
+def _http_server(options: ServerOptions, plane: DataPlane, driver: PlanDriver | None, decoder: DecodePool) -> uvicorn.Server:
     config = uvicorn.Config(
-        build_app(plane, options.max_body_bytes, driver),
+        build_app(plane, options.max_body_bytes, driver, decoder),
         host=options.host,
         port=options.http_port,
         loop="none",
-        http="httptools",
+        http=bounded_protocol(options.header_timeout_s, options.body_timeout_s),
+        limit_concurrency=options.max_connections,
         lifespan="off",
         access_log=False,
         proxy_headers=False,
