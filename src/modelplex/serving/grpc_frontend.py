@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import grpc
@@ -136,8 +137,14 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             feeder.cancel()
 
 
-async def start_grpc(plane: DataPlane, host: str, port: int, max_message_bytes: int) -> grpc.aio.Server:
+async def start_grpc(
+    plane: DataPlane, host: str, port: int, max_message_bytes: int,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (), credentials: grpc.ServerCredentials | None = None,
+) -> grpc.aio.Server:
+    """Serve on host:port; `interceptors` see every call first (the token check), `credentials`
+    make it TLS."""
     server = grpc.aio.server(
+        interceptors=list(interceptors) or None,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 2**31 - 1),
@@ -145,7 +152,8 @@ async def start_grpc(plane: DataPlane, host: str, port: int, max_message_bytes: 
         ]
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(plane), server)  # type: ignore[no-untyped-call]
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    bound = server.add_secure_port(address, credentials) if credentials is not None else server.add_insecure_port(address)
     if bound == 0:
         raise InvalidArgumentError(f"cannot bind gRPC to {host}:{port} (port in use?)")
     await server.start()
