@@ -17,6 +17,7 @@ from typing import Any
 from modelplex.core.errors import InvalidArgumentError, NotFoundError
 from modelplex.core.model import ModelConfig, ModelId
 from modelplex.repository.encoding import model_config_from_json, model_config_to_json
+from modelplex.repository.scratch import sweep
 
 # --------------------------------------------------------------------------- registry
 
@@ -106,6 +107,7 @@ Rows = list[tuple[Any, ...]]  # rows of one SQL statement
 
 class Registry:
     """Registered models (and measured profiles) persisted in SQLite under the state directory.
+    Opening it removes scratch folders that killed registrations left there (repository.scratch).
 
     Thread-safe: one connection guarded by a lock, since frontends call from several threads.
     """
@@ -121,6 +123,7 @@ class Registry:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._migrate()
+            sweep(Path(state_dir))  # scratch folders of registrations killed midway
         except (OSError, sqlite3.Error) as e:
             raise InvalidArgumentError(
                 f"state directory {state_dir} is not writable: {' '.join(str(e).split())}"

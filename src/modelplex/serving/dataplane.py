@@ -152,13 +152,17 @@ class DataPlane:
 
     async def load(self, name: str) -> None:
         """Load (or reload) a model from the repository; it is no longer kept unloaded."""
-        async with self._lock(name), self._busy():
-            config = load_model_config(self.repository, name)
-            if name in self.slices.routes:
-                await self.slices.remove_model(name, "model reloaded")
-            await self._start_model(config, self.slices.slices_for_new(max(1, config.instance_count)))
-            if name not in self.slices.routes:
-                raise InvalidArgumentError(f"failed to load model {name}: {self.failed.get(name, 'unknown error')}")
+        async with self._lock(name):
+            with self._busy():
+                await self._load(name)
+
+    async def _load(self, name: str) -> None:
+        config = load_model_config(self.repository, name)
+        if name in self.slices.routes:
+            await self.slices.remove_model(name, "model reloaded")
+        await self._start_model(config, self.slices.slices_for_new(max(1, config.instance_count)))
+        if name not in self.slices.routes:
+            raise InvalidArgumentError(f"failed to load model {name}: {self.failed.get(name, 'unknown error')}")
 
     def book_for(self, config: ModelConfig) -> ModelBook:
         """The book of a model chosen at run time (a variant), made on first use."""
