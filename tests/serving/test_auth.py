@@ -19,8 +19,8 @@ import pytest
 import models
 from modelplex.core.devices import DeviceKind, DeviceSpec, SliceSpec
 from modelplex.core.plan import ModelAssignment, Plan, SlicePlan
-from modelplex.serving.grpc_gen import grpc_service_pb2 as pb
-from modelplex.serving.grpc_gen import grpc_service_pb2_grpc as pb_grpc
+from tritonclient.grpc import service_pb2 as pb  # the same service; modelplex's own stubs would
+from tritonclient.grpc import service_pb2_grpc as pb_grpc  # clash with tritonclient's in one process
 from server import RunningServer, start_server
 from tls import SelfSigned, make_cert
 
