@@ -99,8 +99,36 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         gpus=args.gpus,
         tokens=tokens,
         tls=tls,
+        **_limit_options(args),
     )
     return run(options)
+
+
+def _limit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The serve flags that bound waits, memory and slow clients, checked."""
+    from modelplex.serving.limits import Limits
+
+    for flag in ("max_wait_s", "max_queue_mb", "max_model_queue_mb", "stall_timeout_s", "header_timeout_s",
+                 "body_timeout_s", "max_connections"):
+        if not getattr(args, flag) > 0:
+            raise ModelplexError(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
+    limits = Limits(args.max_wait_s, int(args.max_queue_mb * 2**20), int(args.max_model_queue_mb * 2**20))
+    return {"limits": limits, "stall_timeout_s": args.stall_timeout_s, "header_timeout_s": args.header_timeout_s,
+            "body_timeout_s": args.body_timeout_s, "max_connections": args.max_connections}
+
+
+def _add_limit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-wait-s", type=float, default=60.0,
+                   help="longest a request without a deadline waits before a 503 (default 60)")
+    p.add_argument("--max-queue-mb", type=float, default=1024.0,
+                   help="input MiB of requests held at once, all models (default 1024; beyond: 503)")
+    p.add_argument("--max-model-queue-mb", type=float, default=512.0,
+                   help="the same per model (default 512)")
+    p.add_argument("--stall-timeout-s", type=float, default=2.0,
+                   help="a worker without a heartbeat this long is killed and replaced (default 2)")
+    p.add_argument("--header-timeout-s", type=float, default=10.0, help="HTTP headers must arrive within (default 10)")
+    p.add_argument("--body-timeout-s", type=float, default=60.0, help="HTTP bodies must arrive within (default 60)")
+    p.add_argument("--max-connections", type=int, default=1000, help="concurrent HTTP connections (default 1000)")
 
 
 def _path(value: str | None) -> Path | None:
@@ -259,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-replan", action="store_true", help="keep the first plan whatever the traffic")
     p.add_argument("--gpus", action="store_true",
                    help="plan onto this host's GPUs cut into MPS shares (starts an MPS daemon; ONNX Runtime CUDA provider)")
+    _add_limit_args(p)
     p.add_argument("--admin-token-file", default=None,
                    help="load, unload, plans and other changes need 'Authorization: Bearer <this token>' "
                         "(default: $MODELPLEX_ADMIN_TOKEN; unset: open)")

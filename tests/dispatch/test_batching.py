@@ -118,8 +118,86 @@ def test_drain_returns_everything() -> None:
 def test_estimator_interpolates_and_is_monotone() -> None:
     est = LatencyEstimator()
     assert est.predict_s(3) == 0.0
-    est.observe(1, 0.010)
-    est.observe(4, 0.020)
+    est.observe(1, 0.010, 0.0)
+    est.observe(4, 0.020, 0.0)
     assert est.predict_s(2) == pytest.approx(0.010 + 0.010 / 3)
     assert est.predict_s(1) <= est.predict_s(2) <= est.predict_s(4)
     assert math.isclose(est.predict_s(0), 0.010)
+
+
+# ---- estimates that recover ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("samples", "expect_s"),
+    [
+        ([0.010] * 7 + [0.300], 0.010),  # one batch held up by a paused worker: ignored
+        ([0.300] + [0.010] * 7, 0.010),  # ... whether first or last
+        ([0.010] * 4 + [0.030] * 4, 0.020),  # a real change moves the median
+        ([0.030] * 8, 0.030),
+    ],
+)
+def test_the_estimate_is_the_median_of_recent_batches(samples: list[float], expect_s: float) -> None:
+    est = LatencyEstimator()
+    for t, s in enumerate(samples):
+        est.observe(1, s, float(t))
+    assert est.predict_s(1) == pytest.approx(expect_s)
+
+
+@pytest.mark.parametrize(
+    ("prior", "age_s", "expect_s"),
+    [
+        (None, 5.0, 0.300),  # still recent
+        (None, 11.0, 0.0),  # aged out: nothing known, admit optimistically
+        (0.010, 11.0, 0.010),  # aged out: the profile's prior again
+    ],
+)
+def test_measurements_age_out(prior: float | None, age_s: float, expect_s: float) -> None:
+    est = LatencyEstimator(prior_s=(lambda b: prior * b) if prior is not None else None, max_age_s=10.0)
+    est.observe(1, 0.300, 0.0)
+    est.age(age_s)
+    assert est.predict_s(1) == pytest.approx(expect_s)
+
+
+def locked_out_queue() -> BatchQueue[int]:
+    """A queue whose estimate went up to 300 ms (a stall) for a 50 ms deadline."""
+    q = make_queue(max_batch=1)
+    q.estimator.observe(1, 0.300, 0.0)
+    return q
+
+
+@pytest.mark.parametrize(
+    ("now", "probe", "queued_first", "admitted"),
+    [
+        (1.0, False, False, False),  # without probing: rejected
+        (1.0, True, False, True),  # nothing ran for 1 s: one request probes
+        (0.2, True, False, False),  # measured 0.2 s ago: the estimate is fresh, no probe
+        (1.0, True, True, False),  # something is queued: it will measure, no probe
+    ],
+)
+def test_a_stale_estimate_is_probed(now: float, probe: bool, queued_first: bool, admitted: bool) -> None:
+    q = locked_out_queue()
+    if queued_first:
+        assert q.submit(req(0, now), now).admitted  # no deadline: queued whatever the estimate
+    assert q.submit(req(1, now, deadline=now + 0.050), now, probe).admitted is admitted
+
+
+def test_a_probe_runs_once_per_interval_and_its_batch_corrects_the_estimate() -> None:
+    q = locked_out_queue()
+    assert q.submit(req(1, 1.0, deadline=1.050), 1.0, probe=True).admitted
+    batch = q.next_batch(1.0)
+    assert batch is not None and [r.payload for r in batch.requests] == [1]  # not expired: it runs
+    assert not q.submit(req(2, 1.001, deadline=1.051), 1.001, probe=True).admitted  # one at a time
+    for t in range(4):  # the probe and three more measure 10 ms
+        q.estimator.observe(1, 0.010, 1.01 + t)
+    assert q.estimator.predict_s(1) == pytest.approx(0.010)
+    assert q.submit(req(3, 5.0, deadline=5.050), 5.0).admitted  # admitted on the estimate alone again
+
+
+def test_cancelled_requests_are_dropped_not_run_nor_expired() -> None:
+    q = make_queue(max_batch=4, latency_s=0.010)
+    reqs = [req(i, 0.0, deadline=1.0) for i in range(4)]
+    for r in reqs:
+        assert q.submit(r, 0.0).admitted
+    reqs[0].cancelled = reqs[2].cancelled = True
+    batch = q.next_batch(0.0)
+    assert batch is not None and [r.payload for r in batch.requests] == [1, 3] and not batch.expired
+    assert q.queued_rows == 0 and q.next_batch(0.1) is None

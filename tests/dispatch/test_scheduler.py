@@ -121,7 +121,9 @@ def test_router_passes_a_request_on_when_its_slice_cannot_meet_the_deadline() ->
     fast: SliceScheduler[int] = SliceScheduler("fast", [lane("m", batch=1, per_row_s=0.001)])
     r: Router[int] = Router("m", [(slow, 0.9), (fast, 0.1)])
     assert r.route(req(0.0, deadline=0.005), 0.0).slice is fast  # the plan says slow; only fast makes it
-    refused = r.route(req(0.0, deadline=0.0001), 0.0)
+    probe = req(0.0, deadline=0.0001)  # no slice makes it, nothing was measured yet: one probe runs
+    assert r.route(probe, 0.0).slice is slow and probe.probe
+    refused = r.route(req(0.0, deadline=0.0001), 0.0)  # the next one is refused
     assert refused.slice is None and refused.admission.deadline
 
 

@@ -118,7 +118,8 @@ def _served(results: list[object], executor: FakeExecutor) -> list[Outcome]:
             ran[i] = (b.spec.cpus, len(ids), b.finished_s)
     out: list[Outcome] = []
     for i, r in enumerate(results):
-        if isinstance(r, DeadlineError) and "before running" in r.message:
+        # expired in its queue: found unreachable at dispatch, or its deadline timer came first
+        if isinstance(r, DeadlineError) and ("before running" in r.message or "deadline passed" in r.message):
             out.append((EXPIRED, (), 0, 0.0))
         elif isinstance(r, ModelplexError):
             out.append((REJECTED, (), 0, 0.0))

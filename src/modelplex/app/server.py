@@ -23,10 +23,14 @@ from modelplex.repository.store import Registry
 from modelplex.runtime.clock import MonotonicClock
 from modelplex.runtime.gpu import MpsDaemon, gpu_devices, gpu_names
 from modelplex.runtime.local import LocalExecutor
+from modelplex.runtime.worker_handle import STALL_TIMEOUT_S
 from modelplex.serving.auth import ASGIApp, GrpcGate, HttpGate, TlsFiles, Tokens
-from modelplex.serving.dataplane import DataPlane, unloaded_models
-from modelplex.serving.slice_set import SliceSet
+from modelplex.serving.dataplane import DataPlane
+from modelplex.serving.decode_pool import DecodePool
 from modelplex.serving.http_frontend import DEFAULT_MAX_BODY_BYTES, build_app
+from modelplex.serving.http_protocol import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, bounded_protocol
+from modelplex.serving.limits import Limits
+from modelplex.serving.slice_set import SliceSet
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,11 @@ class ServerOptions:
     replanning: bool = True  # re-plan as arrival rates move
     controller: ControllerConfig = ControllerConfig()  # re-planning thresholds
     gpus: bool = False  # plan onto this host's GPUs cut into MPS shares (needs --policy)
+    limits: Limits = Limits()  # longest wait without a deadline, queue bytes per model and server
+    stall_timeout_s: float = STALL_TIMEOUT_S  # a worker silent this long is replaced
+    header_timeout_s: float = HEADER_TIMEOUT_S  # HTTP request headers must arrive within this
+    body_timeout_s: float = BODY_TIMEOUT_S  # HTTP request bodies must arrive within this
+    max_connections: int = 1000  # concurrent HTTP connections (beyond: 503)
     tokens: Tokens = Tokens()  # bearer tokens calls need (none: every call is open)
     tls: TlsFiles | None = None  # serve both frontends over TLS with these files
 
@@ -65,7 +74,8 @@ async def serve(options: ServerOptions) -> int:
             interceptors=[GrpcGate(options.tokens)] if options.tokens.enabled else [],
             credentials=options.tls.grpc_credentials() if options.tls is not None else None,
         )
-    server = _http_server(options, plane, driver)
+    decoder = DecodePool()
+    server = _http_server(options, plane, driver, decoder)
     base = f"{'https' if options.tls else 'http'}://{options.host}:{options.http_port}"
     log.info("serving KServe v2 HTTP on %s%s%s", base, f" and gRPC on {options.host}:{options.grpc_port}" if grpc_server else "",
              " over TLS" if options.tls else "")
@@ -84,6 +94,7 @@ async def serve(options: ServerOptions) -> int:
         if grpc_server is not None:
             await grpc_server.stop(grace=1.0)
         await plane.stop()
+        decoder.close()
         if mps is not None:
             mps.stop()
     return 0
@@ -98,15 +109,16 @@ async def _start_plane(
     controller, service = None, None
     if options.policy is not None:
         configs, _ = scan_repository(options.repository)
-        gone = unloaded_models(registry, configs)  # unloaded over the API before: not planned
+        gone = registry.unloaded(c.model for c in configs) if registry is not None else set()  # not planned
         configs = [c for c in configs if c.model.name not in gone]
         kind = "gpu-mps" if options.gpus else "cpu"
         profiles = load_profiles(sorted(c.model.name for c in configs), options.profiles_path, options.state_dir, kind)
         devices = devices or [DeviceSpec("cpu0", DeviceKind.CPU, len(options.cpus))]
         controller = build_controller(configs, options.policy, profiles, devices, options.controller)
         service = ServiceModel(profiles)
-    slices = SliceSet(LocalExecutor("cpu", mps), MonotonicClock(), options.cpus, gpus=mps is not None, service=service)
-    plane = DataPlane(options.repository, slices, registry, arrivals=controller)
+    executor = LocalExecutor("cpu", mps, stall_timeout_s=options.stall_timeout_s)
+    slices = SliceSet(executor, MonotonicClock(), options.cpus, gpus=mps is not None, service=service)
+    plane = DataPlane(options.repository, slices, registry, arrivals=controller, limits=options.limits)
     driver: PlanDriver | None = None
     if controller is None:
         await plane.start()
@@ -135,8 +147,8 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _http_server(options: ServerOptions, plane: DataPlane, driver: PlanDriver | None) -> uvicorn.Server:
-    app: ASGIApp = build_app(plane, options.max_body_bytes, driver)
+def _http_server(options: ServerOptions, plane: DataPlane, driver: PlanDriver | None, decoder: DecodePool) -> uvicorn.Server:
+    app: ASGIApp = build_app(plane, options.max_body_bytes, driver, decoder)
     if options.tokens.enabled:
         app = HttpGate(app, options.tokens)
     tls = options.tls
@@ -145,7 +157,8 @@ def _http_server(options: ServerOptions, plane: DataPlane, driver: PlanDriver | 
         host=options.host,
         port=options.http_port,
         loop="none",
-        http="httptools",
+        http=bounded_protocol(options.header_timeout_s, options.body_timeout_s),
+        limit_concurrency=options.max_connections,
         lifespan="off",
         access_log=False,
         proxy_headers=False,

@@ -39,6 +39,11 @@ class UnavailableError(ModelplexError):
     code = ErrorCode.UNAVAILABLE
 
 
+class WorkerLostError(UnavailableError):
+    """The worker running a request exited or stalled: the request did not run to its end and
+    may be tried again on another slice of the model."""
+
+
 class DeadlineError(UnavailableError):
     """A request's deadline cannot be met; rejected before running rather than run late."""
 

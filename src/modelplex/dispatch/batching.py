@@ -33,6 +33,8 @@ class QueuedRequest(Generic[P]):
     rows: int  # batch rows it contributes (1 for a single sample)
     payload: P  # opaque to the policy: tensors and a future (runtime) or an id (simulator)
     seq: int = 0  # submission order, breaks deadline ties (FIFO among equals)
+    cancelled: bool = False  # answered already (its client left, or it timed out): never run it
+    probe: bool = False  # admitted although predicted late, to re-measure a stale estimate
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class BatchPolicyConfig:
     preferred_batch_sizes: tuple[int, ...] = ()  # dispatch at once when one of these is reached
     instances: int = 1  # workers draining this queue in parallel
     max_queue_rows: int = 100_000  # beyond this the queue is full and submit rejects
+    probe_interval_s: float = 0.5  # with no batch measured for this long, one predicted-late request runs
 
 
 class BatchQueue(Generic[P]):
@@ -82,6 +85,7 @@ class BatchQueue(Generic[P]):
         self._rows = 0  # rows queued
         self._busy_until: list[float] = []  # predicted finish of each batch in flight
         self._latest_deadline = -math.inf  # no queued deadline is later (an upper bound)
+        self._last_probe_s = -math.inf  # when a request was last admitted as a probe
 
     # ---- queries -------------------------------------------------------------------------
     @property
@@ -96,15 +100,18 @@ class BatchQueue(Generic[P]):
         return len(self._heap)
 
     # ---- policy --------------------------------------------------------------------------
-    def submit(self, request: QueuedRequest[P], now: float) -> Admission:
+    def submit(self, request: QueuedRequest[P], now: float, probe: bool = False) -> Admission:
+        """Queue the request, or say why not. With `probe`, a request predicted to miss its
+        deadline may still be admitted to re-measure a stale estimate (see _probe)."""
         cfg = self.config
         if request.rows > cfg.max_batch_size:
             return Admission(False, f"request has {request.rows} rows, more than the maximum batch size {cfg.max_batch_size}")
         if self._rows + request.rows > cfg.max_queue_rows:
             return Admission(False, f"queue is full ({self._rows} rows waiting)")
         if request.deadline_s != NO_DEADLINE:
+            self.estimator.age(now)
             finish = self.predict_finish(request.rows, request.deadline_s, now)
-            if finish > request.deadline_s:
+            if finish > request.deadline_s and not (probe and self._probe(request, now)):
                 late_ms = (finish - request.deadline_s) * 1e3
                 return Admission(
                     False,
@@ -120,6 +127,7 @@ class BatchQueue(Generic[P]):
 
     def next_batch(self, now: float) -> Batch[P] | None:
         """Called when an instance is free. None = nothing to do yet (see wake_at)."""
+        self.estimator.age(now)
         expired = self._expire(now)
         if not self._heap:
             return Batch([], expired) if expired else None
@@ -130,8 +138,13 @@ class BatchQueue(Generic[P]):
         max_rows = self.config.max_batch_size
         while self._heap and rows + self._heap[0][2].rows <= max_rows:
             req = heapq.heappop(self._heap)[2]
+            if req.cancelled:
+                self._rows -= req.rows
+                continue
             take.append(req)
             rows += req.rows
+        if not take:
+            return Batch([], expired) if expired else None
         # Shrink the batch until its predicted latency fits the tightest deadline in it (the
         # first, by EDF order); what is put back waits for the next batch.
         predicted = self.estimator.predict_s(rows)
@@ -162,7 +175,7 @@ class BatchQueue(Generic[P]):
         """The batch finished after latency_s (None: it failed, nothing was measured)."""
         if batch.requests:
             if latency_s is not None:
-                self.estimator.observe(batch.rows, latency_s)
+                self.estimator.observe(batch.rows, latency_s, now)
             if self._busy_until:
                 self._busy_until.pop(0)
 
@@ -191,14 +204,31 @@ class BatchQueue(Generic[P]):
         return wake is None or wake <= now
 
     def _expire(self, now: float) -> list[QueuedRequest[P]]:
-        """Pop requests at the head whose deadline is out of reach even alone."""
+        """Pop requests at the head whose deadline is out of reach even alone (a probe runs
+        anyway), and answered ones (cancelled) that need nothing more."""
         expired: list[QueuedRequest[P]] = []
         one = self.estimator.predict_s(1)
-        while self._heap and self._heap[0][0] < now + one:
-            req = heapq.heappop(self._heap)[2]
+        heap = self._heap
+        while heap and (heap[0][2].cancelled or (heap[0][0] < now + one and not heap[0][2].probe)):
+            req = heapq.heappop(heap)[2]
             self._rows -= req.rows
-            expired.append(req)
+            if not req.cancelled:
+                expired.append(req)
         return expired
+
+    def _probe(self, request: QueuedRequest[P], now: float) -> bool:
+        """Admit a predicted-late request to re-measure, at most once per probe interval and only
+        when nothing is queued or running and no batch was measured for that long: an estimate
+        that nothing corrects (every request rejected, so nothing runs) must not lock the model
+        out."""
+        interval = self.config.probe_interval_s
+        if interval <= 0 or self._busy_until or self._heap or now - self._last_probe_s < interval:
+            return False
+        if now - self.estimator.last_observed_s < interval:
+            return False
+        self._last_probe_s = now
+        request.probe = True
+        return True
 
     def _work_s(self, rows: int) -> float:
         full_batches, rest = divmod(rows, self.config.max_batch_size)

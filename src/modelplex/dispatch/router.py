@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import math
 from typing import Generic, NamedTuple, TypeVar
 
-from modelplex.dispatch.batching import Admission, QueuedRequest
+from modelplex.dispatch.batching import ADMITTED, Admission, QueuedRequest
 from modelplex.dispatch.scheduler import SliceScheduler
 
 P = TypeVar("P")
@@ -23,7 +23,8 @@ class Router(Generic[P]):
     """Routes a model's requests to its slices: by the plan's traffic shares (smooth weighted
     round robin, deterministic) when they differ, else to the slice predicted to finish first;
     deadline-aware: a slice that cannot meet the request's deadline passes it to the next one.
-    Slices that are not accepting (stopping, worker down) are tried last."""
+    Slices that are not accepting (stopping, worker down) are tried last. When every slice
+    predicts the deadline missed, the first choice may admit it as a probe (BatchQueue._probe)."""
 
     def __init__(self, model: str, entries: Sequence[tuple[SliceScheduler[P], float]]) -> None:
         if not entries:
@@ -39,6 +40,8 @@ class Router(Generic[P]):
         if len(self.slices) == 1:
             only = self.slices[0]
             admission = only.submit(self.model, request, now)
+            if not admission.admitted and admission.deadline:
+                admission = only.submit(self.model, request, now, probe=True) if only.accepting else admission
             return Routed(admission, only if admission.admitted else None)
         live = [i for i, s in enumerate(self.slices) if s.accepting] or self._all
         rows = request.rows
@@ -51,6 +54,8 @@ class Router(Generic[P]):
             other = self.slices[i].submit(self.model, request, now)
             if other.admitted:
                 return Routed(other, self.slices[i])
+        if admission.deadline and self.slices[first].submit(self.model, request, now, probe=True).admitted:
+            return Routed(ADMITTED, self.slices[first])  # every slice said late: re-measure one
         return Routed(admission, None)
 
     def _finish(self, i: int, rows: int, now: float) -> float:

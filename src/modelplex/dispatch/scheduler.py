@@ -69,7 +69,8 @@ class SliceScheduler(Generic[P]):
         self._index = {m: i for i, m in enumerate(self.models)}
         self.turns = DutyCycleScheduler(self.models, duty_cycle_ms, self.processes)
         self._refusal: str | None = None  # why submit refuses everything now (None: accepting)
-        self.accepting = True  # no refusal in force (an attribute: the router reads it per request)
+        self._down = False  # the worker is being replaced: still queues, but routed to last
+        self.accepting = True  # no refusal in force, worker up (an attribute: the router reads it per request)
 
     # ---- state ---------------------------------------------------------------------------
     def queue(self, model: str) -> BatchQueue[P]:
@@ -89,7 +90,13 @@ class SliceScheduler(Generic[P]):
     def refuse(self, reason: str | None) -> None:
         """Refuse new requests with `reason` (a stopping or failed slice); None accepts again."""
         self._refusal = reason
-        self.accepting = reason is None
+        self.accepting = reason is None and not self._down
+
+    def set_down(self, down: bool) -> None:
+        """The worker is down (being replaced): requests still queue here for it, but the
+        router sends them to the model's other slices first."""
+        self._down = down
+        self.accepting = self._refusal is None and not down
 
     def set_batch(self, model: str, batch: int) -> None:
         """Run `model` at batches of at most `batch` rows from now on (bounded by the model's own)."""
@@ -97,10 +104,10 @@ class SliceScheduler(Generic[P]):
         q.config = replace(q.config, max_batch_size=max(1, min(batch, self._limits[model])))
 
     # ---- policy --------------------------------------------------------------------------
-    def submit(self, model: str, request: QueuedRequest[P], now: float) -> Admission:
+    def submit(self, model: str, request: QueuedRequest[P], now: float, probe: bool = False) -> Admission:
         if self._refusal is not None:
             return Admission(False, self._refusal)
-        return self.queue(model).submit(request, now)
+        return self.queue(model).submit(request, now, probe)
 
     def schedule(self, now: float) -> Dispatch[P] | None:
         """Offer a free slot to the models in turn; the first batch one forms runs. Requests

@@ -8,7 +8,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,9 @@ from modelplex.repository.encoding import model_config_from_json, model_config_t
 from modelplex.repository.scratch import sweep
 
 # --------------------------------------------------------------------------- registry
+
+
+UNLOADED = "unloaded"  # reason of a model unloaded over the API: it stays unloaded across restarts
 
 
 class ModelState(enum.Enum):
@@ -213,6 +216,12 @@ class Registry:
             )
         if cur.rowcount == 0:
             raise NotFoundError(f"model {name!r} version {version!r} is not registered")
+
+    def unloaded(self, models: Iterable[ModelId]) -> set[str]:
+        """Names of `models` whose version was unloaded over the API (and not loaded since)."""
+        records = (self.get(m.name, m.version) for m in models)
+        return {r.model.name for r in records
+                if r is not None and r.state is ModelState.UNAVAILABLE and r.reason == UNLOADED}
 
     def delete(self, name: str, version: str | None = None) -> int:
         """Forget a model version (or all versions of the model); returns how many rows went."""

@@ -67,8 +67,9 @@ class Executor(Protocol):
         """Run one batch of `model` on the slice's worker."""
         ...
 
-    async def stop(self, slice_id: str) -> None:
-        """Stop the slice's worker (no error if it is already gone)."""
+    async def stop(self, slice_id: str, force: bool = False) -> None:
+        """Stop the slice's worker (no error if it is already gone); `force` kills it at once (a
+        stalled worker). Batches it still runs fail with WorkerLostError."""
         ...
 
     def alive(self, slice_id: str) -> bool:

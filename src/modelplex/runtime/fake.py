@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modelplex.core.devices import SliceSpec
-from modelplex.core.errors import UnavailableError
+from modelplex.core.errors import UnavailableError, WorkerLostError
 from modelplex.core.model import ModelConfig
 from modelplex.runtime.clock import Clock
 from modelplex.runtime.executor import Arrays, BatchResult, ExitCallback, WorkerInfo, WorkerStatus
@@ -71,14 +71,14 @@ class FakeExecutor:
         compute_s = self.latency_s(worker.spec, model, rows)
         await self.clock.sleep(compute_s)
         if not worker.alive:
-            raise UnavailableError(f"the worker of slice {slice_id} exited while running this request")
+            raise WorkerLostError(f"the worker of slice {slice_id} exited while running this request")
         self.log.append(FakeBatch(slice_id, worker.spec, model, inputs, started, self.clock.now()))
         wanted = [o for o in config.outputs if outputs is None or o.name in outputs]
         lead = (rows,) if config.batched else ()
         arrays = [(o.name, np.zeros(lead + tuple(max(1, d) for d in o.shape), o.datatype.numpy)) for o in wanted]
         return BatchResult(arrays, compute_s)
 
-    async def stop(self, slice_id: str) -> None:
+    async def stop(self, slice_id: str, force: bool = False) -> None:
         worker = self._workers.pop(slice_id, None)
         if worker is not None:
             worker.alive = False

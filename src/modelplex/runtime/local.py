@@ -14,7 +14,7 @@ from modelplex.core.errors import UnavailableError
 from modelplex.core.model import ModelConfig
 from modelplex.runtime.executor import Arrays, BatchResult, ExitCallback, WorkerInfo, WorkerStatus
 from modelplex.runtime.gpu import MpsDaemon, worker_env
-from modelplex.runtime.worker_handle import WorkerHandle
+from modelplex.runtime.worker_handle import STALL_TIMEOUT_S, WorkerHandle
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,10 @@ class _Slice:
 class LocalExecutor:
     """Worker processes on this host."""
 
-    def __init__(self, provider: str = "cpu", mps: MpsDaemon | None = None) -> None:
+    def __init__(self, provider: str = "cpu", mps: MpsDaemon | None = None, stall_timeout_s: float = STALL_TIMEOUT_S) -> None:
         self.provider = provider  # ONNX Runtime provider of CPU-device slices
         self.mps = mps  # the MPS daemon GPU slices attach to (None: no GPU shares)
+        self.stall_timeout_s = stall_timeout_s  # a worker silent this long is killed (0: never)
         self._slices: dict[str, _Slice] = {}
 
     async def start(
@@ -56,6 +57,7 @@ class LocalExecutor:
                 provider="cuda" if gpu else self.provider,
                 on_exit=lambda h, code: self._exited(slice_id, h, code, on_exit),
                 env=worker_env(spec, self.mps),
+                stall_timeout_s=self.stall_timeout_s,
             )
             for k in range(max(1, processes))
         ]
@@ -94,10 +96,10 @@ class LocalExecutor:
             sl.busy[i] -= 1
         return BatchResult(result, compute_s)
 
-    async def stop(self, slice_id: str) -> None:
+    async def stop(self, slice_id: str, force: bool = False) -> None:
         sl = self._slices.pop(slice_id, None)
         if sl is not None:
-            await asyncio.gather(*(h.stop() for h in sl.workers), return_exceptions=True)
+            await asyncio.gather(*(h.stop(force) for h in sl.workers), return_exceptions=True)
 
     def alive(self, slice_id: str) -> bool:
         sl = self._slices.get(slice_id)

@@ -6,6 +6,8 @@ Started by WorkerHandle with one end of a socketpair; speaks the frames of runti
   <- {"op": "result", "id": n, "ok": true, "compute_s": x, "tensors": [...]} + raw outputs
   <- {"op": "result", "id": n, "ok": false, "error": "..."}
 At start it sends {"op": "ready", ...} after loading, or {"op": "failed", "error": ...}.
+Once ready, a thread sends {"op": "beat"} every BEAT_S seconds, so the frontend tells a paused or
+hung process from one that is busy computing (onnxruntime releases the GIL while it runs).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from typing import Any
 
@@ -24,6 +27,7 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 log = logging.getLogger(__name__)
 
 LOG_LEVEL_ENV = "MODELPLEX_LOG_LEVEL"  # set by the modelplex CLI's --log-level; workers inherit it
+BEAT_S = 0.2  # heartbeat period
 
 
 def configure_logging() -> None:
@@ -128,15 +132,51 @@ def _load_all(sock: socket.socket, models: dict[str, str], threads: int, provide
     return loaded
 
 
+class _Channel:
+    """The socket to the frontend, shared by the serving loop and the heartbeat thread."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+
+    def send(self, frames: list[bytes | memoryview]) -> None:
+        with self._lock:
+            self.sock.sendall(b"".join(frames))
+
+    def beat(self) -> None:
+        """Send a heartbeat every BEAT_S until the channel closes (a daemon thread)."""
+        from modelplex.runtime import wire
+
+        frame = wire.encode({"op": "beat"}, [])
+        while not self._closed.wait(BEAT_S):
+            try:
+                self.send(frame)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._closed.set()
+
+
 def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: str) -> int:
-    import numpy as np
+    loaded = _load_all(sock, models, threads, provider)
+    if loaded is None:
+        return 1
+    channel = _Channel(sock)
+    threading.Thread(target=channel.beat, name="heartbeat", daemon=True).start()
+    try:
+        return _loop(channel, loaded, threads, provider)
+    finally:
+        channel.close()
+
+
+def _loop(channel: _Channel, loaded: dict[str, _Loaded], threads: int, provider: str) -> int:
     import orjson
 
     from modelplex.runtime import wire
 
-    loaded = _load_all(sock, models, threads, provider)
-    if loaded is None:
-        return 1
+    sock = channel.sock
     default = next(iter(loaded))
     while True:
         prefix = _recv_exact(sock, wire.PREFIX.size)
@@ -150,34 +190,42 @@ def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: s
         header = orjson.loads(head)
         op = header.get("op")
         if op == "stats":
-            reply = {"op": "stats", "id": header.get("id"), "rss_mb": _rss_mb()}
-            sock.sendall(b"".join(wire.encode(reply, [])))
+            channel.send(wire.encode({"op": "stats", "id": header.get("id"), "rss_mb": _rss_mb()}, []))
             continue
         if op in ("load", "unload"):
-            sock.sendall(b"".join(wire.encode(_load_or_unload(header, loaded, threads, provider), [])))
+            channel.send(wire.encode(_load_or_unload(header, loaded, threads, provider), []))
             continue
-        req_id = header.get("id")
-        try:
-            model = loaded.get(header.get("model") or default)
-            if model is None:
-                raise KeyError(f"this worker does not hold model {header.get('model')!r}")
-            feeds: dict[str, Any] = {}
-            for name, arr in wire.decode_tensors(header, payload):
-                if name in model.string_inputs:
-                    arr = np.vectorize(lambda b: b.decode("utf-8", "surrogateescape"), otypes=[object])(arr)
-                feeds[name] = arr
-            names = header.get("outputs") or model.outputs
-            t_run = time.perf_counter()
-            results = model.session.run(names, feeds)
-            compute_s = time.perf_counter() - t_run
-            frames = wire.encode(
-                {"op": "result", "id": req_id, "ok": True, "compute_s": compute_s},
-                [(n, np.asarray(r)) for n, r in zip(names, results)],
-            )
-        except Exception as exc:  # a bad batch must not kill the worker
-            log.debug("request %s failed: %s", req_id, exc)
-            frames = wire.encode({"op": "result", "id": req_id, "ok": False, "error": str(exc)}, [])
-        sock.sendall(b"".join(frames))
+        channel.send(_infer(header, payload, loaded, default))
+
+
+def _infer(header: dict[str, Any], payload: bytearray, loaded: dict[str, _Loaded], default: str) -> list[bytes | memoryview]:
+    """Run one batch; the result frames (an error frame if it failed: a bad batch must not kill
+    the worker)."""
+    import numpy as np
+
+    from modelplex.runtime import wire
+
+    req_id = header.get("id")
+    try:
+        model = loaded.get(header.get("model") or default)
+        if model is None:
+            raise KeyError(f"this worker does not hold model {header.get('model')!r}")
+        feeds: dict[str, Any] = {}
+        for name, arr in wire.decode_tensors(header, payload):
+            if name in model.string_inputs:
+                arr = np.vectorize(lambda b: b.decode("utf-8", "surrogateescape"), otypes=[object])(arr)
+            feeds[name] = arr
+        names = header.get("outputs") or model.outputs
+        t_run = time.perf_counter()
+        results = model.session.run(names, feeds)
+        compute_s = time.perf_counter() - t_run
+        return wire.encode(
+            {"op": "result", "id": req_id, "ok": True, "compute_s": compute_s},
+            [(n, np.asarray(r)) for n, r in zip(names, results)],
+        )
+    except Exception as exc:  # a bad batch must not kill the worker
+        log.debug("request %s failed: %s", req_id, exc)
+        return wire.encode({"op": "result", "id": req_id, "ok": False, "error": str(exc)}, [])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import socket
 import sys
@@ -14,10 +15,15 @@ import numpy as np
 import orjson
 
 from modelplex.core.devices import SliceSpec
-from modelplex.core.errors import InvalidArgumentError, UnavailableError
+from modelplex.core.errors import InvalidArgumentError, UnavailableError, WorkerLostError
 from modelplex.runtime import wire
 
 Arrays = list[tuple[str, np.ndarray]]
+
+log = logging.getLogger(__name__)
+
+STALL_TIMEOUT_S = 2.0  # a worker silent this long (no result, no heartbeat) is stalled
+_WATCH_S = 0.25  # how often the watchdog looks
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,9 @@ class WorkerInfo:
 
 
 class WorkerHandle:
-    """Starts a worker pinned to a slice, runs batches on it, notices at once when it dies.
+    """Starts a worker pinned to a slice, runs batches on it, notices at once when it dies, and
+    within `stall_timeout_s` when it stops answering (paused, hung): then it is killed, and what it
+    held fails with WorkerLostError naming the stall.
 
     `models` maps model name -> ONNX file (several models on one slice take turns on it), or is
     the path of a single model."""
@@ -44,6 +52,7 @@ class WorkerHandle:
         provider: str = "cpu",
         on_exit: Callable[["WorkerHandle", int | None], None] | None = None,
         env: dict[str, str] | None = None,
+        stall_timeout_s: float = STALL_TIMEOUT_S,
     ) -> None:
         self.label = label  # e.g. "cnn/1#0", for messages
         self.models = {"model": models} if isinstance(models, str) else dict(models)
@@ -61,6 +70,11 @@ class WorkerHandle:
         self._stopping = False
         self.alive = False
         self.info: WorkerInfo | None = None
+        self.stall_timeout_s = stall_timeout_s  # 0: never declared stalled
+        self._last_frame_s = 0.0  # loop time of the last frame from the worker
+        self._last_watch_s = 0.0  # loop time the watchdog last looked
+        self._watch: asyncio.TimerHandle | None = None
+        self._lost_reason: str | None = None  # why the worker was killed (a stall), if it was
 
     @property
     def pid(self) -> int | None:
@@ -94,6 +108,10 @@ class WorkerHandle:
         self.info = WorkerInfo(int(header["pid"]), float(header["load_s"]), float(header["rss_mb"]))
         self.alive = True
         self._read_task = asyncio.create_task(self._read_loop())
+        if self.stall_timeout_s > 0:
+            loop = asyncio.get_running_loop()
+            self._last_frame_s = self._last_watch_s = loop.time()
+            self._watch = loop.call_later(_WATCH_S, self._check_stall)
         return self.info
 
     async def run(self, inputs: Arrays, outputs: Sequence[str] | None, model: str | None = None) -> tuple[Arrays, float]:
@@ -124,19 +142,25 @@ class WorkerHandle:
         header, _ = await self._call({"op": "stats"}, [])
         return float(header.get("rss_mb", 0.0))
 
-    async def stop(self) -> None:
-        """Close the channel (the worker exits by itself), then make sure the process is gone."""
+    async def stop(self, force: bool = False) -> None:
+        """Close the channel (the worker exits by itself), then make sure the process is gone;
+        `force` kills it at once (a hung worker). What it still held fails."""
         self._stopping = True
         self.alive = False
+        if self._watch is not None:
+            self._watch.cancel()
         if self._writer is not None:
             self._writer.close()
         if self._proc is not None:
             try:
+                if force:
+                    raise asyncio.TimeoutError
                 await asyncio.wait_for(self._proc.wait(), 5.0)
             except asyncio.TimeoutError:
                 await self._kill()
         if self._read_task is not None:
             self._read_task.cancel()
+        self._fail_pending(WorkerLostError(f"worker {self.label} was stopped while running this request"))
 
     # ---- internals -----------------------------------------------------------------------
     async def _call(self, header: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], bytes]:
@@ -158,9 +182,11 @@ class WorkerHandle:
         return header, payload
 
     async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 header, payload = await self._read_frame()
+                self._last_frame_s = loop.time()
                 fut = self._pending.pop(int(header.get("id", -1)), None)
                 if fut is not None and not fut.done():
                     fut.set_result((header, payload))
@@ -169,12 +195,41 @@ class WorkerHandle:
         except asyncio.CancelledError:
             return
         except Exception as exc:  # a protocol error: treat the worker as lost
-            print(f"modelplex: worker {self.label} protocol error: {exc}", file=sys.stderr)
+            log.error("worker %s protocol error: %s", self.label, exc)
         await self._lost()
+
+    def _check_stall(self) -> None:
+        """The watchdog: kill a worker silent for longer than stall_timeout_s (its heartbeat
+        thread stopped too: the process is paused or wedged). A late watchdog means the event
+        loop itself was held up: the worker's frames may be waiting unread, so it gets a fresh
+        allowance instead."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._last_watch_s > 4 * _WATCH_S:
+            self._last_frame_s = now
+        self._last_watch_s = now
+        silent_s = now - self._last_frame_s
+        if silent_s > self.stall_timeout_s and self.alive and self._proc is not None:
+            self._lost_reason = f"stalled: no heartbeat for {silent_s:.1f} s"
+            log.warning("worker %s %s; killing it", self.label, self._lost_reason)
+            try:
+                self._proc.kill()  # the read loop sees the channel close and reports it lost
+            except ProcessLookupError:
+                pass
+            return
+        self._watch = loop.call_later(_WATCH_S, self._check_stall)
+
+    def _fail_pending(self, err: Exception) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(err)
+        self._pending.clear()
 
     async def _lost(self) -> None:
         was_alive = self.alive
         self.alive = False
+        if self._watch is not None:
+            self._watch.cancel()
         code: int | None = None
         if self._proc is not None:
             try:
@@ -182,11 +237,8 @@ class WorkerHandle:
             except asyncio.TimeoutError:
                 await self._kill()
                 code = self._proc.returncode
-        err = UnavailableError(f"worker {self.label} exited (exit code {code}) while running this request")
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(err)
-        self._pending.clear()
+        why = self._lost_reason or f"exited (exit code {code})"
+        self._fail_pending(WorkerLostError(f"worker {self.label} {why} while running this request"))
         if was_alive and not self._stopping and self._on_exit is not None:
             self._on_exit(self, code)
 

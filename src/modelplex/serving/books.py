@@ -61,10 +61,12 @@ class ModelBook:
             self.m_fail_error.inc()
 
     def fail(self, req: Queued, exc: ModelplexError, now: float) -> None:
-        """Answer a queued request with an error (expired, worker lost, slice stopped)."""
+        """Answer a queued request with an error (expired, worker lost, slice stopped), unless
+        it was answered already (its deadline timer, or its client left)."""
         p = req.payload
-        if not p.future.done():
-            p.future.set_exception(exc)
+        if p.future.done():
+            return
+        p.future.set_exception(exc)
         self.window.record(now, False)
         self.stats.fail.add(now - p.enqueued_s)
         if isinstance(exc, DeadlineError):
@@ -117,6 +119,9 @@ class ModelBook:
         st = self.stats
         for r in reqs:
             p = r.payload
+            if p.future.done():  # answered already (its deadline passed, or its client left)
+                pos += r.rows
+                continue
             mine = outputs if single or not config.batched else [(n, a[pos : pos + r.rows]) for n, a in outputs]
             pos += r.rows
             wanted = p.request.outputs
@@ -126,8 +131,7 @@ class ModelBook:
                 model=config.model.name, version=config.model.version, id=p.request.id,
                 outputs=[InferOutput(n, dtypes[n], tuple(arrays[n].shape), arrays[n]) for n in order],
             )
-            if not p.future.done():
-                p.future.set_result(response)
+            p.future.set_result(response)
             self.window.record(done, done <= r.deadline_s)
             st.success.add(done - p.enqueued_s)
             st.queue.add(started - p.enqueued_s)

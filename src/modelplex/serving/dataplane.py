@@ -6,21 +6,29 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from modelplex import __version__
 from modelplex.core.devices import SliceSpec
-from modelplex.core.errors import DeadlineError, InvalidArgumentError, ModelplexError, NotFoundError, UnavailableError
+from modelplex.core.errors import (
+    DeadlineError,
+    InvalidArgumentError,
+    ModelplexError,
+    NotFoundError,
+    UnavailableError,
+    WorkerLostError,
+)
 from modelplex.core.model import ModelConfig
 from modelplex.core.plan import Plan
-from modelplex.dispatch.batching import QueuedRequest
+from modelplex.dispatch.batching import NO_DEADLINE, QueuedRequest
 from modelplex.dispatch.deadlines import deadline_s
 from modelplex.repository.folders import load_model_config, scan_repository
-from modelplex.repository.store import ModelState, Registry
+from modelplex.repository.store import UNLOADED, ModelState, Registry
 from modelplex.runtime.slices import divide
-from modelplex.serving.books import ModelBook, Pending
+from modelplex.serving.books import ModelBook, Pending, Queued
+from modelplex.serving.limits import ClientLink, Limits, QueueMemory, request_nbytes
 from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata, metadata_of
 from modelplex.serving.slice_set import PlanApplied, SliceSet
 from modelplex.serving.stats import Metrics, ModelStats
@@ -31,8 +39,6 @@ if TYPE_CHECKING:
     from modelplex.serving.modelless import ModelLess
 
 log = logging.getLogger(__name__)
-
-UNLOADED = "unloaded"  # the registry's reason for a model unloaded over the API
 
 EXTENSIONS = [
     "binary_tensor_data",
@@ -52,7 +58,7 @@ class DataPlane:
 
     def __init__(
         self, repository: Path, slices: SliceSet, registry: Registry | None = None,
-        arrivals: ArrivalObserver | None = None,
+        arrivals: ArrivalObserver | None = None, limits: Limits = Limits(),
     ) -> None:
         self.repository = repository  # model repository folder
         self.slices = slices  # the running slices and routes
@@ -60,6 +66,8 @@ class DataPlane:
         self.cpus = slices.cpus  # cores of this server
         self.registry = registry  # registered models, tasks and variants (None: no persistence)
         self.arrivals = arrivals  # told of every arrival (the re-planning controller), if any
+        self.limits = limits  # longest wait, queue bytes
+        self.queue_memory = QueueMemory(limits)  # bytes of requests held now
         self.metrics = Metrics()
         self.books: dict[str, ModelBook] = {}  # name -> the served (latest) version's config and stats
         self.failed: dict[str, str] = {}  # name -> why it could not be loaded
@@ -83,26 +91,21 @@ class DataPlane:
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        """Load every model of the repository but those unloaded over the API before (the
-        registry remembers); a model that fails is reported, not fatal."""
-        with self._busy():
-            await self._start_all()
-
-    async def _start_all(self) -> None:
-        configs, errors = scan_repository(self.repository)
-        for name, reason in errors.items():
-            self._mark_failed(name, reason)
-        self.repository_names = {c.model.name for c in configs} | set(errors)
-        configs = self._skip_unloaded(configs)
-        total = sum(max(1, c.instance_count) for c in configs)
-        specs = divide(self.cpus, total)
-        pos = 0
-        starts = []
-        for config in configs:
-            n = max(1, config.instance_count)
-            starts.append(self._start_model(config, specs[pos : pos + n]))
-            pos += n
-        await asyncio.gather(*starts)
+        """Load every repository model not unloaded over the API before; failures are reported."""
+        async with self._busy():
+            configs, errors = scan_repository(self.repository)
+            for name, reason in errors.items():
+                self._mark_failed(name, reason)
+            self.repository_names = {c.model.name for c in configs} | set(errors)
+            configs = self._skip_unloaded(configs)
+            specs = divide(self.cpus, sum(max(1, c.instance_count) for c in configs))
+            pos = 0
+            starts = []
+            for config in configs:
+                n = max(1, config.instance_count)
+                starts.append(self._start_model(config, specs[pos : pos + n]))
+                pos += n
+            await asyncio.gather(*starts)
 
     async def load_books(self) -> list[str]:
         """Read the repository's models (configs only; a plan decides where they run)."""
@@ -120,7 +123,7 @@ class DataPlane:
         server that had no plan yet, such models keep their slices; variants loaded for
         model-less queries always keep theirs."""
         had_plan = self.slices.plan is not None
-        with self._busy():
+        async with self._busy():
             applied = await self.slices.apply_plan(
                 plan, self.books, lambda m: not had_plan or m not in self.repository_names
             )
@@ -152,17 +155,13 @@ class DataPlane:
 
     async def load(self, name: str) -> None:
         """Load (or reload) a model from the repository; it is no longer kept unloaded."""
-        async with self._lock(name):
-            with self._busy():
-                await self._load(name)
-
-    async def _load(self, name: str) -> None:
-        config = load_model_config(self.repository, name)
-        if name in self.slices.routes:
-            await self.slices.remove_model(name, "model reloaded")
-        await self._start_model(config, self.slices.slices_for_new(max(1, config.instance_count)))
-        if name not in self.slices.routes:
-            raise InvalidArgumentError(f"failed to load model {name}: {self.failed.get(name, 'unknown error')}")
+        async with self._lock(name), self._busy():
+            config = load_model_config(self.repository, name)
+            if name in self.slices.routes:
+                await self.slices.remove_model(name, "model reloaded")
+            await self._start_model(config, self.slices.slices_for_new(max(1, config.instance_count)))
+            if name not in self.slices.routes:
+                raise InvalidArgumentError(f"failed to load model {name}: {self.failed.get(name, 'unknown error')}")
 
     def book_for(self, config: ModelConfig) -> ModelBook:
         """The book of a model chosen at run time (a variant), made on first use."""
@@ -198,32 +197,52 @@ class DataPlane:
         """A name this server answers to: a repository model, or a registered model or variant."""
         return name in self.books or name in self.failed or (self.modelless is not None and self.modelless.serves(name))
 
-    async def infer(self, request: InferRequest) -> InferResponse:
+    async def infer(self, request: InferRequest, client: ClientLink | None = None) -> InferResponse:
         """Entry point of every frontend: repository models directly, registered models and
-        variants through model-less selection."""
+        variants through model-less selection. `client` tells when the client leaves."""
         if (
             self.modelless is not None
             and request.model not in self.repository_names
             and self.modelless.serves(request.model)
         ):
             return await self.modelless.infer(request)
-        return await self.run_request(request)
+        return await self.run_request(request, client)
 
     async def infer_task(self, task: str, request: InferRequest) -> InferResponse:
         if self.modelless is None:
             raise NotFoundError(f"unknown task {task!r}: no tasks are registered (modelplex register)")
         return await self.modelless.infer(request, task=task)
 
-    async def run_request(self, request: InferRequest) -> InferResponse:
-        """Queue a request for a served model and wait for its answer."""
+    async def run_request(self, request: InferRequest, client: ClientLink | None = None) -> InferResponse:
+        """Queue a request for a served model and wait for its answer: by its deadline (or the
+        server's longest wait) at the latest; once more on another slice if its worker was lost
+        while it ran and the deadline allows."""
         book = self.get(request.model, request.version)
         rows = validate_request(book.config, request)
         now = self.clock.now()
         deadline = deadline_s(request.parameters, book.config.batching.slo_ms, now)
-        future: asyncio.Future[InferResponse] = asyncio.get_running_loop().create_future()
-        queued = QueuedRequest(now, deadline, rows, Pending(request, future, now))
         if self.arrivals is not None:
             self.arrivals.observe(request.model, now)
+        nbytes = request_nbytes(request)
+        self.queue_memory.reserve(request.model, nbytes)
+        try:
+            try:
+                return await self._queue(book, request, rows, deadline, client)
+            except WorkerLostError:
+                if not self._retry_allowed(request.model, deadline):
+                    raise
+                log.info("model %s: retrying a request whose worker was lost", request.model)
+                return await self._queue(book, request, rows, deadline, client)
+        finally:
+            self.queue_memory.release(request.model, nbytes)
+
+    async def _queue(
+        self, book: ModelBook, request: InferRequest, rows: int, deadline: float, client: ClientLink | None
+    ) -> InferResponse:
+        """Route one request to a slice of its model and wait for the answer."""
+        now = self.clock.now()
+        future: asyncio.Future[InferResponse] = asyncio.get_running_loop().create_future()
+        queued = QueuedRequest(now, deadline, rows, Pending(request, future, now))
         route = self.slices.routes.get(request.model)
         if route is None:
             raise UnavailableError(f"model {request.model} is not placed by the current plan")
@@ -234,19 +253,52 @@ class DataPlane:
             message = f"model {request.model}: {admission.reason}"
             raise DeadlineError(message) if admission.deadline else UnavailableError(message)
         self.slices.runner_of(routed.slice).pump()
-        return await future
+        limit = deadline if deadline != NO_DEADLINE else now + self.limits.max_wait_s
+        timer = self.clock.call_at(limit, lambda: self._time_out(book, queued))
+        if client is not None:
+            client.watch(lambda: self._abandon(queued))
+        try:
+            return await future
+        except asyncio.CancelledError:  # the frontend gave up on it (client gone): never run it
+            queued.cancelled = True
+            raise
+        finally:
+            timer.cancel()
+            if client is not None:
+                client.watch(None)
+
+    def _time_out(self, book: ModelBook, queued: Queued) -> None:
+        """A request's deadline (or the longest wait) has come: answer it now, whatever holds it."""
+        queued.cancelled = True
+        model = book.config.model.name
+        if queued.deadline_s != NO_DEADLINE:
+            book.fail(queued, DeadlineError(f"model {model}: the deadline passed before the answer was ready"), self.clock.now())
+        else:
+            waited = self.limits.max_wait_s
+            book.fail(queued, UnavailableError(
+                f"model {model}: no answer within the server's longest wait of {waited:g} s (--max-wait-s)"
+            ), self.clock.now())
+
+    @staticmethod
+    def _abandon(queued: Queued) -> None:
+        """The client left: drop the request from its queue and stop waiting for it."""
+        queued.cancelled = True
+        if not queued.payload.future.done():
+            queued.payload.future.cancel()
+
+    def _retry_allowed(self, model: str, deadline: float) -> bool:
+        """Another slice of the model is up, and the deadline has not passed."""
+        route = self.slices.routes.get(model)
+        return route is not None and self.clock.now() < deadline and any(s.accepting for s in route.slices)
 
     # ---- metadata ------------------------------------------------------------------------
     def server_metadata(self) -> ServerMetadata:
         return ServerMetadata("modelplex", __version__, tuple(EXTENSIONS))
 
     def ready(self) -> bool:
-        """Ready to serve: some model placed, every placed model's slices running, and no load
-        or plan change in progress (nor model-less variants loading at start)."""
-        if self._loading or (self.modelless is not None and self.modelless.preloading):
-            return False
-        routes = self.slices.routes
-        return bool(routes) and all(self.slices.model_running(m) for m in routes)
+        """Some model placed, all placed models' slices running, no load, plan change or preload on."""
+        busy = self._loading or (self.modelless is not None and self.modelless.preloading)
+        return not busy and bool(self.slices.routes) and all(self.slices.model_running(m) for m in self.slices.routes)
 
     def model_ready(self, name: str, version: str | None = None) -> bool:
         try:
@@ -323,8 +375,8 @@ class DataPlane:
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
 
-    @contextlib.contextmanager
-    def _busy(self) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def _busy(self) -> AsyncIterator[None]:
         """A load or plan change in progress: not ready until it ends."""
         self._loading += 1
         try:
@@ -333,23 +385,12 @@ class DataPlane:
             self._loading -= 1
 
     def _skip_unloaded(self, configs: list[ModelConfig]) -> list[ModelConfig]:
-        """`configs` less the models unloaded over the API before, now remembered in `unloaded`."""
-        self.unloaded |= unloaded_models(self.registry, configs)
+        """`configs` less the models unloaded over the API before (the registry remembers)."""
+        if self.registry is not None:
+            self.unloaded |= self.registry.unloaded(c.model for c in configs)
         if self.unloaded:
             log.info("not loading %s: unloaded over the API (a load call brings it back)", ", ".join(sorted(self.unloaded)))
         return [c for c in configs if c.model.name not in self.unloaded]
-
-
-def unloaded_models(registry: Registry | None, configs: list[ModelConfig]) -> set[str]:
-    """Models of `configs` whose served version was unloaded over the API (the registry says so)."""
-    if registry is None:
-        return set()
-    out: set[str] = set()
-    for c in configs:
-        record = registry.get(c.model.name, c.model.version)
-        if record is not None and record.state is ModelState.UNAVAILABLE and record.reason == UNLOADED:
-            out.add(c.model.name)
-    return out
 
 
 class ArrivalObserver(Protocol):

@@ -137,19 +137,30 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             feeder.cancel()
 
 
+MAX_CONCURRENT_RPCS = 4096  # beyond this, RESOURCE_EXHAUSTED (bounds the memory of a flood)
+
+
 async def start_grpc(
     plane: DataPlane, host: str, port: int, max_message_bytes: int,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (), credentials: grpc.ServerCredentials | None = None,
 ) -> grpc.aio.Server:
-    """Serve on host:port; `interceptors` see every call first (the token check), `credentials`
-    make it TLS."""
+    """The gRPC server, bounded: concurrent RPCs and streams, the TLS/HTTP2 handshake time, idle
+    connections, and keepalive pings that find clients that vanished. A call whose client
+    cancels (or whose deadline passes) is cancelled here too: its request leaves the queue.
+    `interceptors` see every call first (the token check); `credentials` make it TLS."""
     server = grpc.aio.server(
         interceptors=list(interceptors) or None,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 2**31 - 1),
             ("grpc.so_reuseport", 0),
-        ]
+            ("grpc.max_concurrent_streams", 1000),
+            ("grpc.server_handshake_timeout_ms", 10_000),
+            ("grpc.max_connection_idle_ms", 300_000),
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
+        ],
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(plane), server)  # type: ignore[no-untyped-call]
     address = f"{host}:{port}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Awaitable, Callable, MutableMapping, Protocol
 
@@ -14,12 +15,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelplex.core.errors import InvalidArgumentError, ModelplexError, PayloadTooLargeError
+from modelplex.serving.http_protocol import CLIENT_KEY
+from modelplex.serving.limits import ClientLink
 from modelplex.core.plan import Plan
 from modelplex.serving.dataplane import DataPlane
+from modelplex.serving.decode_pool import DecodePool
 from modelplex.serving.errors_map import HTTP_STATUS
 from modelplex.serving.http_codec import (
-    decode_request,
-    decompress,
     encode_response,
     model_config_json,
     model_metadata_json,
@@ -80,10 +82,11 @@ class InferFastPath:
     this does not recognise, goes to the Starlette app unchanged.
     """
 
-    def __init__(self, plane: DataPlane, app: Starlette, max_body_bytes: int) -> None:
+    def __init__(self, plane: DataPlane, app: Starlette, max_body_bytes: int, decoder: DecodePool) -> None:
         self.plane = plane
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.decoder = decoder  # decodes large bodies off the event loop
 
     async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
         path: str = scope.get("path", "")
@@ -103,14 +106,19 @@ class InferFastPath:
         self, model: str, version: str | None, scope: ASGIScope, receive: ASGIReceive, send: ASGISend, task: bool = False
     ) -> None:
         headers: list[tuple[bytes, bytes]] = []
+        client = scope.get(CLIENT_KEY)
         try:
             if not task and not self.plane.knows(model):
                 self.plane.get(model, version)  # unknown model: 404 before reading the body
             req_headers = {k: v for k, v in scope["headers"]}
             body = await self._body(req_headers, receive)
             hlen = req_headers.get(b"inference-header-content-length")
-            req = decode_request(model, version, body, hlen.decode("latin-1") if hlen is not None else None)
-            resp = await (self.plane.infer_task(model, req) if task else self.plane.infer(req))
+            encoding = req_headers.get(b"content-encoding")
+            req = await self.decoder.decode(
+                model, version, body, hlen.decode("latin-1") if hlen is not None else None,
+                encoding.decode("latin-1") if encoding is not None else None, self.max_body_bytes,
+            )
+            resp = await (self.plane.infer_task(model, req) if task else self.plane.infer(req, client))
             payload, header_len = encode_response(req, resp)
             status = 200
             if header_len is None:
@@ -121,6 +129,10 @@ class InferFastPath:
         except ModelplexError as exc:
             status, payload = HTTP_STATUS[exc.code], orjson.dumps({"error": exc.message})
             headers = [(b"content-type", b"application/json")]
+        except asyncio.CancelledError:
+            if isinstance(client, ClientLink) and client.left:
+                return  # the client left: nobody to answer
+            raise
         except Exception as exc:
             log.exception("internal error")
             status, payload = 500, orjson.dumps({"error": f"internal error: {exc}"})
@@ -148,9 +160,7 @@ class InferFastPath:
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        encoding = headers.get(b"content-encoding")
-        return decompress(body, encoding.decode("latin-1"), limit) if encoding else body
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class _Api:
@@ -254,7 +264,10 @@ def _mv(request: Request) -> tuple[str, str | None]:
     return p["model"], p.get("version")
 
 
-def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, driver: ControlStatus | None = None) -> InferFastPath:
+def build_app(
+    plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, driver: ControlStatus | None = None,
+    decoder: DecodePool | None = None,
+) -> InferFastPath:
     routes = _Api(plane, driver).routes()
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -262,4 +275,4 @@ def build_app(plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, dr
         return _error(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
-    return InferFastPath(plane, app, max_body_bytes)
+    return InferFastPath(plane, app, max_body_bytes, decoder or DecodePool())

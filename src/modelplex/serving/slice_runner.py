@@ -1,7 +1,8 @@
 """One slice at run time: the live driver of its SliceScheduler. It decides nothing itself --
 decide (scheduler.schedule), execute (executor.run), feed back (scheduler.completed) -- and
-keeps the worker up: a worker that exits is restarted; one that cannot come back fails what it
-holds, so nothing waits forever."""
+keeps the worker up: a worker that exits, or runs a batch far past its limit (hung), is
+replaced; the requests it held fail with WorkerLostError (the data plane retries them on another
+slice when it can); one that cannot come back fails what it holds, so nothing waits forever."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modelplex.core.devices import SliceSpec
-from modelplex.core.errors import DeadlineError, ModelplexError, UnavailableError
+from modelplex.core.errors import DeadlineError, ModelplexError, UnavailableError, WorkerLostError
 from modelplex.dispatch.scheduler import Dispatch, SliceScheduler
 from modelplex.runtime.clock import Clock, Timer
 from modelplex.runtime.executor import Executor
@@ -20,13 +21,17 @@ from modelplex.serving.books import ModelBook, Pending
 
 log = logging.getLogger(__name__)
 
+MIN_BATCH_TIMEOUT_S = 10.0  # a batch running longer than this and BATCH_TIMEOUT_FACTOR x its prediction is hung
+BATCH_TIMEOUT_FACTOR = 20.0
+WATCH_S = 0.5  # how often running batches are checked against their limit
+
 
 class SliceRunner:
     """A slice's worker and its scheduler. All methods run on the event loop."""
 
     def __init__(
         self, slice_id: str, spec: SliceSpec, books: list[ModelBook], scheduler: SliceScheduler[Pending],
-        executor: Executor, clock: Clock,
+        executor: Executor, clock: Clock, min_batch_timeout_s: float = MIN_BATCH_TIMEOUT_S,
     ) -> None:
         self.slice_id = slice_id  # unique while the server runs
         self.slice = spec  # the device share
@@ -46,6 +51,9 @@ class SliceRunner:
         self._tasks: set[asyncio.Task[None]] = set()  # batches in flight
         self._recent: deque[tuple[float, float]] = deque()  # (end, seconds busy) of recent batches
         self._running: dict[int, Dispatch[Pending]] = {}  # id(dispatch) -> batch in flight
+        self.min_batch_timeout_s = min_batch_timeout_s  # floor of a batch's time limit
+        self._watch: Timer | None = None  # checks running batches against their limit
+        self._transport_s = 0.0  # typical round trip beyond the worker's compute (smoothed)
 
     @property
     def ready(self) -> bool:
@@ -74,9 +82,13 @@ class SliceRunner:
         self._fail_queued(lambda m: UnavailableError(f"model {m}: {reason}"))
         if self._restart_task is not None:
             self._restart_task.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
+        hung = False
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=10.0)
-        await self.executor.stop(self.slice_id)
+            _, pending = await asyncio.wait(list(self._tasks), timeout=10.0)
+            hung = bool(pending)
+        await self.executor.stop(self.slice_id, force=hung)
 
     async def drain_and_stop(self, timeout_s: float = 30.0) -> None:
         """Serve what is queued (routing has moved away), then stop."""
@@ -108,6 +120,8 @@ class SliceRunner:
                 task = asyncio.ensure_future(self._run(d))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+                if self._watch is None:
+                    self._watch = self.clock.call_at(now + WATCH_S, self._check_hung)
         wake = self.scheduler.wake_at(now)
         if wake is not None:
             self._timer = self.clock.call_at(wake, self.pump)
@@ -118,6 +132,8 @@ class SliceRunner:
         try:
             result = await self.executor.run(self.slice_id, d.model, book.gather_inputs(reqs), book.wanted_outputs(reqs))
         except Exception as exc:  # never leave a request unanswered
+            if id(d) not in self._running:
+                return  # given up on as hung: its requests were answered then
             if not isinstance(exc, ModelplexError):
                 log.error("batch of %s on %s failed: %r", d.model, self.slice_id, exc)
                 exc = UnavailableError(f"model {d.model}: internal error running the batch: {exc}")
@@ -129,18 +145,64 @@ class SliceRunner:
             return
         done = self.clock.now()
         latency_s = done - d.started_s
-        self._finished(d, latency_s, done)
+        if not self._finished(d, self._observed_s(latency_s, result.compute_s), done):
+            return  # given up on as hung: its requests were answered then
         self.busy_s += result.compute_s
         phases = book.batch_done(d.rows, latency_s, result.compute_s)
         book.answer(reqs, result.outputs, phases, d.started_s, done)
         self.pump()
 
-    def _finished(self, d: Dispatch[Pending], latency_s: float | None, now: float) -> None:
-        self._running.pop(id(d), None)
+    def _finished(self, d: Dispatch[Pending], latency_s: float | None, now: float) -> bool:
+        """Feed a batch's end back; False when it had been given up on already."""
+        if self._running.pop(id(d), None) is None:
+            return False
         self._recent.append((now, now - d.started_s))
         self.scheduler.completed(d, latency_s, now)
+        return True
+
+    def _observed_s(self, latency_s: float, compute_s: float) -> float:
+        """The batch time the estimator learns: the worker's own compute time plus the usual
+        round trip, so a round trip held up by a busy event loop does not count as the model
+        being slow."""
+        extra = max(0.0, latency_s - compute_s)
+        usual = 2 * self._transport_s + 0.002
+        if extra <= usual:
+            self._transport_s += 0.1 * (extra - self._transport_s)
+        return compute_s + min(extra, usual)
 
     # ---- faults --------------------------------------------------------------------------
+    def _check_hung(self) -> None:
+        """Replace the worker when a batch runs past its limit (a worker that still answers its
+        heartbeat but never finishes); look again while batches run."""
+        self._watch = None
+        if not self._running or self._closing:
+            return
+        now = self.clock.now()
+        for d in self._running.values():
+            limit = max(self.min_batch_timeout_s, BATCH_TIMEOUT_FACTOR * d.predicted_s)
+            if now - d.started_s > limit:
+                why = f"a batch of {d.model} ran {now - d.started_s:.1f} s, over its limit of {limit:.1f} s"
+                self._replace(why)
+                return
+        self._watch = self.clock.call_at(now + WATCH_S, self._check_hung)
+
+    def _replace(self, why: str) -> None:
+        """Give up on the running batches (answered now with WorkerLostError), kill the worker and
+        start a new one; the queue waits for it."""
+        log.warning("slice %s: %s; replacing its worker", self.slice_id, why)
+        now = self.clock.now()
+        for d in list(self._running.values()):
+            err = WorkerLostError(f"model {d.model}: the worker of slice {self.slice_id} hung ({why})")
+            for r in d.requests:
+                self.books[d.model].fail(r, err, now)
+            self._finished(d, None, now)
+        self.scheduler.set_down(True)
+        self._restart_task = asyncio.ensure_future(self._kill_and_restart())
+
+    async def _kill_and_restart(self) -> None:
+        await self.executor.stop(self.slice_id, force=True)
+        await self._restart()
+
     def _fail_queued(self, error: Callable[[str], ModelplexError]) -> None:
         now = self.clock.now()
         for model, req in self.scheduler.drain():
@@ -150,6 +212,7 @@ class SliceRunner:
         if self._closing:
             return
         log.warning("worker of slice %s exited (code %s); restarting", self.slice_id, code)
+        self.scheduler.set_down(True)
         self._restart_task = asyncio.ensure_future(self._restart())
 
     async def _restart(self) -> None:
@@ -174,6 +237,7 @@ class SliceRunner:
             self.restart_count += 1
             self.failing = None
             self.scheduler.refuse(None)
+            self.scheduler.set_down(False)
             self.pump()
             return
 

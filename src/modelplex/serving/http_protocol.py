@@ -1,0 +1,100 @@
+"""uvicorn's httptools protocol with the time limits a server on a shared port needs, and a
+link from each request to its connection so a request whose client left is dropped.
+
+- A connection that sends nothing is closed after the keep-alive timeout (uvicorn arms that
+  timer only after a first response).
+- Request headers must arrive within `header_timeout_s` of their first byte, and the body within
+  `body_timeout_s` of the headers: a slow client cannot hold a connection (and its memory)
+  open without ever finishing (answered 408, then closed).
+- When a connection closes before its response, the request's ClientLink is told (see
+  serving.limits): the data plane drops it from its queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from modelplex.serving.limits import ClientLink
+
+log = logging.getLogger(__name__)
+
+CLIENT_KEY = "modelplex.client"  # the scope key of a request's ClientLink
+HEADER_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 60.0
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol plus header/body time limits and client links (the class is given to
+    uvicorn as `http=`; the limits are class attributes set by `bounded_protocol`)."""
+
+    header_timeout_s = HEADER_TIMEOUT_S
+    body_timeout_s = BODY_TIMEOUT_S
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limit_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # a connection that never sends a request is closed like an idle keep-alive one
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_limit()
+        cycle = self.cycle
+        super().connection_lost(exc)
+        if cycle is not None and not cycle.response_complete:
+            link = cycle.scope.get(CLIENT_KEY)
+            if isinstance(link, ClientLink):
+                link.gone()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope[CLIENT_KEY] = ClientLink()  # type: ignore[literal-required]
+        self._arm(self.header_timeout_s, "request headers")
+
+    def on_headers_complete(self) -> None:
+        self._cancel_limit()
+        super().on_headers_complete()
+        self._arm(self.body_timeout_s, "request body")
+
+    def on_message_complete(self) -> None:
+        self._cancel_limit()
+        super().on_message_complete()
+
+    def _arm(self, seconds: float, what: str) -> None:
+        self._cancel_limit()
+        self._limit_timer = self.loop.call_later(seconds, self._too_slow, what, seconds)
+
+    def _cancel_limit(self) -> None:
+        if self._limit_timer is not None:
+            self._limit_timer.cancel()
+            self._limit_timer = None
+
+    def _too_slow(self, what: str, seconds: float) -> None:
+        self._limit_timer = None
+        if self.transport.is_closing():
+            return
+        log.info("closing a connection from %s: %s not received within %g s", self.client, what, seconds)
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started:
+            body = orjson.dumps({"error": f"{what} not received within {seconds:g} s"})
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            )
+        self.transport.close()
+
+
+def bounded_protocol(header_timeout_s: float, body_timeout_s: float) -> type[BoundedHttpProtocol]:
+    """The protocol class with these limits (uvicorn builds one instance per connection)."""
+    return type(
+        "BoundedHttpProtocol",
+        (BoundedHttpProtocol,),
+        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s},
+    )
