@@ -138,6 +138,23 @@ def test_tls_inference_needs_the_infer_or_admin_token(locked: RunningServer) -> 
     assert_401(*locked.request("/v2/repository/models/ident/unload", b"", bearer(INFER)))
 
 
+def test_a_refused_body_leaves_the_connection_usable(locked: RunningServer) -> None:
+    """401 before the body is read; the connection goes on to the next request."""
+    import http.client
+
+    conn = http.client.HTTPSConnection("127.0.0.1", locked.http_port, timeout=30, context=locked.ssl_context)
+    try:
+        conn.request("POST", "/v2/models/ident/infer", body=b"x" * (2 * 2**20), headers={"Content-Type": "application/json"})
+        refused = conn.getresponse()
+        assert refused.status == 401 and refused.getheader("WWW-Authenticate", "").startswith("Bearer")
+        refused.read()
+        conn.request("POST", "/v2/models/ident/infer", body=INFER_BODY, headers=bearer(INFER))
+        ok = conn.getresponse()
+        assert ok.status == 200 and json.loads(ok.read())["outputs"][0]["data"] == X.ravel().tolist()
+    finally:
+        conn.close()
+
+
 def test_tls_refuses_plain_http_and_untrusted_clients(locked: RunningServer) -> None:
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(f"http://{locked.http_url}/v2/health/live", timeout=10).read()
