@@ -7,7 +7,10 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO
+
+if TYPE_CHECKING:
+    import ssl
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
@@ -77,6 +80,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             raise ModelplexError(f"--expected-rates wants model=rate pairs like cnn=50,mlp=100, got {item!r}") from None
     if args.policy is None and (args.profiles or expected or args.gpus):
         raise ModelplexError("--profiles, --expected-rates and --gpus need --policy (a plan decides the slices)")
+    from modelplex.serving.auth import TlsFiles, load_tokens
+
+    tokens = load_tokens(_path(args.admin_token_file), _path(args.infer_token_file))
+    tls = TlsFiles.of(_path(args.tls_cert), _path(args.tls_key))
     options = ServerOptions(
         repository=repo,
         host=args.host,
@@ -90,6 +97,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         expected_rps=tuple(expected),
         replanning=not args.no_replan,
         gpus=args.gpus,
+        tokens=tokens,
+        tls=tls,
         **_limit_options(args),
     )
     return run(options)
@@ -122,22 +131,53 @@ def _add_limit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-connections", type=int, default=1000, help="concurrent HTTP connections (default 1000)")
 
 
-def _server_json(url: str, body: bytes | None = None, timeout_s: float = 60.0) -> Any:
-    """GET (or POST `body` to) a modelplex server; its errors become one readable line."""
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _client_headers(args: argparse.Namespace) -> dict[str, str]:
+    """The Authorization header of a CLI call to a server: --token-file, else the environment."""
+    from modelplex.serving.auth import ADMIN_TOKEN_ENV, INFER_TOKEN_ENV, read_token
+
+    token = read_token(_path(args.token_file), ADMIN_TOKEN_ENV, "--token-file")
+    if token is None:
+        token = read_token(None, INFER_TOKEN_ENV, "--token-file")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _client_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """An SSL context trusting --ca-file (a self-signed server certificate), else the system's."""
+    import ssl
+
+    if not args.ca_file:
+        return None
+    try:
+        return ssl.create_default_context(cafile=args.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ModelplexError(f"--ca-file {args.ca_file}: not a readable PEM certificate ({exc})") from None
+
+
+def _server_json(url: str, args: argparse.Namespace, body: bytes | None = None, timeout_s: float = 60.0) -> Any:
+    """GET (or POST `body` to) a modelplex server, with the token and CA of `args`; its errors
+    become one readable line."""
     import json
     import urllib.error
     import urllib.request
 
-    headers = {"Content-Type": "application/json"} if body is not None else {}
+    headers = _client_headers(args)
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET", headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as r:
+        with urllib.request.urlopen(req, timeout=timeout_s, context=_client_tls(args)) as r:
             return json.loads(r.read())
     except urllib.error.HTTPError as exc:
         try:
             message = json.loads(exc.read()).get("error", exc.reason)
         except ValueError:
             message = exc.reason
+        if exc.code == 401:
+            raise ModelplexError(f"not authorised (401): {message}; pass --token-file or set MODELPLEX_ADMIN_TOKEN") from None
         raise ModelplexError(f"request refused ({exc.code}): {message}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise ModelplexError(f"cannot reach a modelplex server at {url}: {exc}") from None
@@ -146,7 +186,7 @@ def _server_json(url: str, body: bytes | None = None, timeout_s: float = 60.0) -
 def _cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    doc = _server_json(args.url.rstrip("/") + "/v2/plan", timeout_s=10.0)
+    doc = _server_json(args.url.rstrip("/") + "/v2/plan", args, timeout_s=10.0)
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
@@ -185,7 +225,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if args.min_accuracy is not None:
         params["min_accuracy"] = args.min_accuracy
     body = json.dumps({"inputs": inputs, "parameters": params}).encode()
-    doc = _server_json(f"{args.url.rstrip('/')}/v2/tasks/{args.task}/infer", body)
+    doc = _server_json(f"{args.url.rstrip('/')}/v2/tasks/{args.task}/infer", args, body)
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
@@ -248,11 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", action="store_true",
                    help="plan onto this host's GPUs cut into MPS shares (starts an MPS daemon; ONNX Runtime CUDA provider)")
     _add_limit_args(p)
+    p.add_argument("--admin-token-file", default=None,
+                   help="load, unload, plans and other changes need 'Authorization: Bearer <this token>' "
+                        "(default: $MODELPLEX_ADMIN_TOKEN; unset: open)")
+    p.add_argument("--infer-token-file", default=None,
+                   help="inference and model reads need this token or the admin one (default: $MODELPLEX_INFER_TOKEN; "
+                        "unset: open); health and /metrics stay open")
+    p.add_argument("--tls-cert", default=None, help="serve HTTPS and gRPC over TLS with this PEM certificate (with --tls-key)")
+    p.add_argument("--tls-key", default=None, help="the PEM private key of --tls-cert")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("status", help="show a running server's plan, slices and SLO attainment")
     p.add_argument("--url", default="http://127.0.0.1:8000", help="server address (default http://127.0.0.1:8000)")
     p.add_argument("--json", action="store_true", help="print the raw JSON")
+    _client_options(p)
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("query", help="model-less query: a task, a latency target and an accuracy floor")
@@ -263,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-name", default="input", help="input name for a .npy file (default: input)")
     p.add_argument("--url", default="http://127.0.0.1:8000", help="server address (default http://127.0.0.1:8000)")
     p.add_argument("--json", action="store_true", help="print the whole response")
+    _client_options(p)
     p.set_defaults(func=_cmd_query)
 
     p = sub.add_parser("examples", help="write the example model repository")
@@ -280,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
         subparser.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
                                help="how much to log on stderr (default info)")
     return parser
+
+
+def _client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token-file", default=None,
+                   help="send 'Authorization: Bearer <token>' with this file's token "
+                        "(default: $MODELPLEX_ADMIN_TOKEN, else $MODELPLEX_INFER_TOKEN)")
+    p.add_argument("--ca-file", default=None, help="trust this PEM certificate for an https:// --url (a self-signed server)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,6 +31,8 @@ class RunningServer:
     http_port: int  # KServe v2 REST port
     grpc_port: int  # KServe v2 gRPC port
     log_path: Path  # its combined stdout/stderr
+    ssl_context: ssl.SSLContext | None = None  # set when it serves TLS: a context that trusts it
+    token: str | None = None  # sent as a bearer token by request() unless headers carry one
 
     @property
     def http_url(self) -> str:
@@ -42,10 +45,14 @@ class RunningServer:
     def request(self, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
                 timeout_s: float = 60.0) -> tuple[int, bytes]:
         """GET (or POST `body`); HTTP errors are returned as (status, body), not raised."""
-        req = urllib.request.Request(f"http://{self.http_url}{path}", data=body, headers=headers or {},
+        headers = dict(headers or {})
+        if self.token is not None:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        scheme = "https" if self.ssl_context is not None else "http"
+        req = urllib.request.Request(f"{scheme}://{self.http_url}{path}", data=body, headers=headers,
                                      method="POST" if body is not None else "GET")
         try:
-            with urllib.request.urlopen(req, timeout=timeout_s) as r:
+            with urllib.request.urlopen(req, timeout=timeout_s, context=self.ssl_context) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
@@ -74,8 +81,10 @@ class RunningServer:
 
 def start_server(
     repository: Path, state_dir: Path, extra: list[str] | None = None, timeout_s: float = 90.0,
-    env_extra: dict[str, str] | None = None,
+    env_extra: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None, token: str | None = None,
 ) -> RunningServer:
+    """`tls` (cert, key): serve TLS, and talk to it trusting the cert; `token`: the bearer token
+    RunningServer.request sends (the server's own token flags go in `extra`)."""
     http_port, grpc_port = free_port(), free_port()
     log_path = state_dir / "server.log"
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -87,16 +96,19 @@ def start_server(
         "--http-port", str(http_port),
         "--grpc-port", str(grpc_port),
         "--state-dir", str(state_dir),
+        *(["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []),
         *(extra or []),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    server = RunningServer(proc, http_port, grpc_port, log_path)
+    context = ssl.create_default_context(cafile=str(tls[0])) if tls else None
+    server = RunningServer(proc, http_port, grpc_port, log_path, context, token)
+    scheme = "https" if tls else "http"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
         try:
-            with urllib.request.urlopen(f"http://{server.http_url}/v2/health/live", timeout=1) as r:
+            with urllib.request.urlopen(f"{scheme}://{server.http_url}/v2/health/live", timeout=1, context=context) as r:
                 if r.status == 200:
                     return server
         except OSError:

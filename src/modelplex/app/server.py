@@ -23,8 +23,9 @@ from modelplex.repository.store import Registry
 from modelplex.runtime.clock import MonotonicClock
 from modelplex.runtime.gpu import MpsDaemon, gpu_devices, gpu_names
 from modelplex.runtime.local import LocalExecutor
-from modelplex.serving.dataplane import DataPlane
 from modelplex.runtime.worker_handle import STALL_TIMEOUT_S
+from modelplex.serving.auth import ASGIApp, GrpcGate, HttpGate, TlsFiles, Tokens
+from modelplex.serving.dataplane import DataPlane
 from modelplex.serving.decode_pool import DecodePool
 from modelplex.serving.http_frontend import DEFAULT_MAX_BODY_BYTES, build_app
 from modelplex.serving.http_protocol import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, bounded_protocol
@@ -56,6 +57,8 @@ class ServerOptions:
     header_timeout_s: float = HEADER_TIMEOUT_S  # HTTP request headers must arrive within this
     body_timeout_s: float = BODY_TIMEOUT_S  # HTTP request bodies must arrive within this
     max_connections: int = 1000  # concurrent HTTP connections (beyond: 503)
+    tokens: Tokens = Tokens()  # bearer tokens calls need (none: every call is open)
+    tls: TlsFiles | None = None  # serve both frontends over TLS with these files
 
 
 async def serve(options: ServerOptions) -> int:
@@ -66,11 +69,19 @@ async def serve(options: ServerOptions) -> int:
     if options.grpc_port:
         from modelplex.serving.grpc_frontend import start_grpc
 
-        grpc_server = await start_grpc(plane, options.host, options.grpc_port, options.max_body_bytes)
+        grpc_server = await start_grpc(
+            plane, options.host, options.grpc_port, options.max_body_bytes,
+            interceptors=[GrpcGate(options.tokens)] if options.tokens.enabled else [],
+            credentials=options.tls.grpc_credentials() if options.tls is not None else None,
+        )
     decoder = DecodePool()
     server = _http_server(options, plane, driver, decoder)
-    base = f"http://{options.host}:{options.http_port}"
-    log.info("serving KServe v2 HTTP on %s%s", base, f" and gRPC on {options.host}:{options.grpc_port}" if grpc_server else "")
+    base = f"{'https' if options.tls else 'http'}://{options.host}:{options.http_port}"
+    log.info("serving KServe v2 HTTP on %s%s%s", base, f" and gRPC on {options.host}:{options.grpc_port}" if grpc_server else "",
+             " over TLS" if options.tls else "")
+    if options.tokens.enabled:
+        log.info("load, unload and plans need the admin token; inference %s",
+                 "needs the infer or admin token" if options.tokens.infer else "is open")
     if plane.slices.routes:
         log.info("try   curl %s/v2/models/%s", base, sorted(plane.slices.routes)[0])
         log.info("      curl %s/v2/repository/index -X POST", base)
@@ -98,6 +109,8 @@ async def _start_plane(
     controller, service = None, None
     if options.policy is not None:
         configs, _ = scan_repository(options.repository)
+        gone = registry.unloaded(c.model for c in configs) if registry is not None else set()  # not planned
+        configs = [c for c in configs if c.model.name not in gone]
         kind = "gpu-mps" if options.gpus else "cpu"
         profiles = load_profiles(sorted(c.model.name for c in configs), options.profiles_path, options.state_dir, kind)
         devices = devices or [DeviceSpec("cpu0", DeviceKind.CPU, len(options.cpus))]
@@ -135,8 +148,12 @@ class _Server(uvicorn.Server):
 
 
 def _http_server(options: ServerOptions, plane: DataPlane, driver: PlanDriver | None, decoder: DecodePool) -> uvicorn.Server:
+    app: ASGIApp = build_app(plane, options.max_body_bytes, driver, decoder)
+    if options.tokens.enabled:
+        app = HttpGate(app, options.tokens)
+    tls = options.tls
     config = uvicorn.Config(
-        build_app(plane, options.max_body_bytes, driver, decoder),
+        app,
         host=options.host,
         port=options.http_port,
         loop="none",
@@ -149,6 +166,8 @@ def _http_server(options: ServerOptions, plane: DataPlane, driver: PlanDriver | 
         server_header=False,
         date_header=False,
         log_level="warning",
+        ssl_certfile=str(tls.cert) if tls is not None else None,
+        ssl_keyfile=str(tls.key) if tls is not None else None,
     )
     server = _Server(config)
     loop = asyncio.get_running_loop()

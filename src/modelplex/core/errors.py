@@ -14,6 +14,7 @@ class ErrorCode(enum.Enum):
     UNSUPPORTED = "unsupported"
     INTERNAL = "internal"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNAUTHENTICATED = "unauthenticated"
 
 
 class ModelplexError(Exception):
@@ -57,3 +58,9 @@ class InternalError(ModelplexError):
 
 class PayloadTooLargeError(InvalidArgumentError):
     code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
+class UnauthenticatedError(ModelplexError):
+    """A call without a token that grants it (HTTP 401, gRPC UNAUTHENTICATED)."""
+
+    code = ErrorCode.UNAUTHENTICATED

@@ -5,8 +5,9 @@ text-embedding, digits) plus any added with `add_task` (`modelplex register --ne
 registration naming another task is refused, so a typo never creates a task of its own.
 
 `register` is transactional: the variant files are generated and measured in a scratch folder
-first; the rows (task, model, variants, their profiles) are written in one SQLite transaction,
-and the folder is renamed into place inside it. Any failure rolls back the rows and removes the
+first (repository.scratch: locked while in use, flushed to disk before the commit, swept by the
+next Registry opened if the process dies); the rows (task, model, variants, their profiles) are
+written in one SQLite transaction, and the folder is renamed into place inside it. Any failure rolls back the rows and removes the
 files, so the registry is unchanged; the error is an InvalidArgumentError of one line.
 """
 
@@ -16,7 +17,6 @@ import json
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +28,7 @@ from modelplex.core.profile import Profile
 from modelplex.planning.selection import Candidate
 from modelplex.repository.config import ServingOverrides, build_model_config, inspect_onnx
 from modelplex.repository.encoding import model_config_from_json, model_config_to_json
+from modelplex.repository.scratch import Scratch
 from modelplex.repository.store import Registry
 from modelplex.repository.variants import (
     ALL_PRECISIONS,
@@ -126,7 +127,8 @@ def register(
         profiler = worker_profiler(ProfileSettings())
     root = registry.path.parent / VARIANTS_DIRNAME
     final = root / name
-    scratch = root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+    work = Scratch(root, name)  # swept at a later start if this process is killed
+    scratch = work.path
     moved = False
     try:
         files = generate_files(model_path, scratch, data, precisions)
@@ -134,13 +136,14 @@ def register(
         variants = [_moved(v, scratch, final) for v in variants]
         fp32_config = replace(config, path=str(final / "fp32.onnx"))
         stamp = time.time() if now is None else now
+        work.sync()  # the files are on disk before the rows that name them commit
         with registry.transaction() as run:
             if run("SELECT 1 FROM task_models WHERE name = ?", (name,)):
                 raise InvalidArgumentError(f"model {name!r} is already registered (names are unique)")
             _insert(run, TaskModel(name, task, str(model_path.resolve()), fp32_config, data.source, stamp), variants)
             if final.exists():  # left by a crash between rename and commit: not registered
                 shutil.rmtree(final)
-            scratch.rename(final)
+            work.commit_to(final)
             moved = True
         return variants
     except ModelplexError:
@@ -150,7 +153,7 @@ def register(
             f"registering {name!r} from {model_path} failed: {type(e).__name__}: {_one_line(str(e))}"
         ) from None
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        work.close()
         if moved and get_task_model(registry, name) is None:  # renamed, then the commit failed
             shutil.rmtree(final, ignore_errors=True)
 

@@ -8,7 +8,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +17,12 @@ from typing import Any
 from modelplex.core.errors import InvalidArgumentError, NotFoundError
 from modelplex.core.model import ModelConfig, ModelId
 from modelplex.repository.encoding import model_config_from_json, model_config_to_json
+from modelplex.repository.scratch import sweep
 
 # --------------------------------------------------------------------------- registry
+
+
+UNLOADED = "unloaded"  # reason of a model unloaded over the API: it stays unloaded across restarts
 
 
 class ModelState(enum.Enum):
@@ -106,6 +110,7 @@ Rows = list[tuple[Any, ...]]  # rows of one SQL statement
 
 class Registry:
     """Registered models (and measured profiles) persisted in SQLite under the state directory.
+    Opening it removes scratch folders that killed registrations left there (repository.scratch).
 
     Thread-safe: one connection guarded by a lock, since frontends call from several threads.
     """
@@ -121,6 +126,7 @@ class Registry:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._migrate()
+            sweep(Path(state_dir))  # scratch folders of registrations killed midway
         except (OSError, sqlite3.Error) as e:
             raise InvalidArgumentError(
                 f"state directory {state_dir} is not writable: {' '.join(str(e).split())}"
@@ -210,6 +216,12 @@ class Registry:
             )
         if cur.rowcount == 0:
             raise NotFoundError(f"model {name!r} version {version!r} is not registered")
+
+    def unloaded(self, models: Iterable[ModelId]) -> set[str]:
+        """Names of `models` whose version was unloaded over the API (and not loaded since)."""
+        records = (self.get(m.name, m.version) for m in models)
+        return {r.model.name for r in records
+                if r is not None and r.state is ModelState.UNAVAILABLE and r.reason == UNLOADED}
 
     def delete(self, name: str, version: str | None = None) -> int:
         """Forget a model version (or all versions of the model); returns how many rows went."""

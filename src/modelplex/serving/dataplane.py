@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,7 +25,7 @@ from modelplex.core.plan import Plan
 from modelplex.dispatch.batching import NO_DEADLINE, QueuedRequest
 from modelplex.dispatch.deadlines import deadline_s
 from modelplex.repository.folders import load_model_config, scan_repository
-from modelplex.repository.store import ModelState, Registry
+from modelplex.repository.store import UNLOADED, ModelState, Registry
 from modelplex.runtime.slices import divide
 from modelplex.serving.books import ModelBook, Pending, Queued
 from modelplex.serving.limits import ClientLink, Limits, QueueMemory, request_nbytes
@@ -69,6 +71,8 @@ class DataPlane:
         self.metrics = Metrics()
         self.books: dict[str, ModelBook] = {}  # name -> the served (latest) version's config and stats
         self.failed: dict[str, str] = {}  # name -> why it could not be loaded
+        self.unloaded: set[str] = set()  # repository models unloaded over the API (kept so across restarts)
+        self._loading = 0  # loads and plan changes in progress (the server is not ready meanwhile)
         self._locks: dict[str, asyncio.Lock] = {}
         self.repository_names: set[str] = set()  # models of the repository (they win over variants)
         self.modelless = self._modelless()  # model-less serving, when the registry has variants
@@ -87,29 +91,30 @@ class DataPlane:
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        """Load every model of the repository; a model that fails is reported, not fatal."""
-        configs, errors = scan_repository(self.repository)
-        for name, reason in errors.items():
-            self._mark_failed(name, reason)
-        self.repository_names = {c.model.name for c in configs} | set(errors)
-        total = sum(max(1, c.instance_count) for c in configs)
-        specs = divide(self.cpus, total)
-        pos = 0
-        starts = []
-        for config in configs:
-            n = max(1, config.instance_count)
-            starts.append(self._start_model(config, specs[pos : pos + n]))
-            pos += n
-        await asyncio.gather(*starts)
+        """Load every repository model not unloaded over the API before; failures are reported."""
+        async with self._busy():
+            configs, errors = scan_repository(self.repository)
+            for name, reason in errors.items():
+                self._mark_failed(name, reason)
+            self.repository_names = {c.model.name for c in configs} | set(errors)
+            configs = self._skip_unloaded(configs)
+            specs = divide(self.cpus, sum(max(1, c.instance_count) for c in configs))
+            pos = 0
+            starts = []
+            for config in configs:
+                n = max(1, config.instance_count)
+                starts.append(self._start_model(config, specs[pos : pos + n]))
+                pos += n
+            await asyncio.gather(*starts)
 
     async def load_books(self) -> list[str]:
         """Read the repository's models (configs only; a plan decides where they run)."""
         configs, errors = scan_repository(self.repository)
         for name, reason in errors.items():
             self._mark_failed(name, reason)
-        for config in configs:
-            self.books[config.model.name] = ModelBook(config, ModelStats(), self.metrics)
         self.repository_names = {c.model.name for c in configs}
+        for config in self._skip_unloaded(configs):
+            self.books[config.model.name] = ModelBook(config, ModelStats(), self.metrics)
         return sorted(self.books)
 
     async def apply_plan(self, plan: Plan) -> PlanApplied:
@@ -118,9 +123,10 @@ class DataPlane:
         server that had no plan yet, such models keep their slices; variants loaded for
         model-less queries always keep theirs."""
         had_plan = self.slices.plan is not None
-        applied = await self.slices.apply_plan(
-            plan, self.books, lambda m: not had_plan or m not in self.repository_names
-        )
+        async with self._busy():
+            applied = await self.slices.apply_plan(
+                plan, self.books, lambda m: not had_plan or m not in self.repository_names
+            )
         for sp in plan.slices:
             for a in sp.assignments:
                 self.failed.pop(a.model, None)
@@ -148,8 +154,8 @@ class DataPlane:
         await self.slices.stop()
 
     async def load(self, name: str) -> None:
-        """Load (or reload) a model from the repository."""
-        async with self._lock(name):
+        """Load (or reload) a model from the repository; it is no longer kept unloaded."""
+        async with self._lock(name), self._busy():
             config = load_model_config(self.repository, name)
             if name in self.slices.routes:
                 await self.slices.remove_model(name, "model reloaded")
@@ -171,8 +177,10 @@ class DataPlane:
                 raise NotFoundError(f"model {name} is not loaded")
             version = self.books[name].config.model.version
             await self.slices.remove_model(name, "model unloaded")
-            if self.registry is not None:
-                self.registry.set_state(name, version, ModelState.UNAVAILABLE, "unloaded")
+            if name in self.repository_names:  # variants are the autoscaler's to load and unload
+                self.unloaded.add(name)
+                if self.registry is not None:  # a restart keeps it unloaded (see start)
+                    self.registry.set_state(name, version, ModelState.UNAVAILABLE, UNLOADED)
 
     # ---- requests ------------------------------------------------------------------------
     def get(self, name: str, version: str | None = None) -> ModelBook:
@@ -288,7 +296,9 @@ class DataPlane:
         return ServerMetadata("modelplex", __version__, tuple(EXTENSIONS))
 
     def ready(self) -> bool:
-        return all(self.slices.model_ready(m) for m in self.slices.routes)
+        """Some model placed, all placed models' slices running, no load, plan change or preload on."""
+        busy = self._loading or (self.modelless is not None and self.modelless.preloading)
+        return not busy and bool(self.slices.routes) and all(self.slices.model_running(m) for m in self.slices.routes)
 
     def model_ready(self, name: str, version: str | None = None) -> bool:
         try:
@@ -314,8 +324,9 @@ class DataPlane:
             if placed and self.slices.model_ready(name):
                 out.append(RepositoryEntry(name, c.model.version, "READY"))
                 continue
-            fallback = "not placed by the current plan" if self.plan is not None and not placed else "unloaded"
-            out.append(RepositoryEntry(name, c.model.version, "UNAVAILABLE", self.failed.get(name, fallback)))
+            fallback = "not placed by the current plan" if self.plan is not None and not placed else UNLOADED
+            reason = self.failed.get(name) or (UNLOADED if name in self.unloaded else fallback)
+            out.append(RepositoryEntry(name, c.model.version, "UNAVAILABLE", reason))
         out.extend(RepositoryEntry(n, "", "UNAVAILABLE", reason) for n, reason in sorted(errors.items()) if n not in seen)
         return out
 
@@ -351,6 +362,7 @@ class DataPlane:
             return
         self.books[name] = book
         self.failed.pop(name, None)
+        self.unloaded.discard(name)
         if self.registry is not None:
             self.registry.upsert(config.model, config.path, config, ModelState.READY)
 
@@ -362,6 +374,23 @@ class DataPlane:
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
+
+    @contextlib.asynccontextmanager
+    async def _busy(self) -> AsyncIterator[None]:
+        """A load or plan change in progress: not ready until it ends."""
+        self._loading += 1
+        try:
+            yield
+        finally:
+            self._loading -= 1
+
+    def _skip_unloaded(self, configs: list[ModelConfig]) -> list[ModelConfig]:
+        """`configs` less the models unloaded over the API before (the registry remembers)."""
+        if self.registry is not None:
+            self.unloaded |= self.registry.unloaded(c.model for c in configs)
+        if self.unloaded:
+            log.info("not loading %s: unloaded over the API (a load call brings it back)", ", ".join(sorted(self.unloaded)))
+        return [c for c in configs if c.model.name not in self.unloaded]
 
 
 class ArrivalObserver(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import grpc
@@ -139,11 +140,16 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 MAX_CONCURRENT_RPCS = 4096  # beyond this, RESOURCE_EXHAUSTED (bounds the memory of a flood)
 
 
-async def start_grpc(plane: DataPlane, host: str, port: int, max_message_bytes: int) -> grpc.aio.Server:
+async def start_grpc(
+    plane: DataPlane, host: str, port: int, max_message_bytes: int,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (), credentials: grpc.ServerCredentials | None = None,
+) -> grpc.aio.Server:
     """The gRPC server, bounded: concurrent RPCs and streams, the TLS/HTTP2 handshake time, idle
     connections, and keepalive pings that find clients that vanished. A call whose client
-    cancels (or whose deadline passes) is cancelled here too: its request leaves the queue."""
+    cancels (or whose deadline passes) is cancelled here too: its request leaves the queue.
+    `interceptors` see every call first (the token check); `credentials` make it TLS."""
     server = grpc.aio.server(
+        interceptors=list(interceptors) or None,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 2**31 - 1),
@@ -157,7 +163,8 @@ async def start_grpc(plane: DataPlane, host: str, port: int, max_message_bytes: 
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(plane), server)  # type: ignore[no-untyped-call]
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    bound = server.add_secure_port(address, credentials) if credentials is not None else server.add_insecure_port(address)
     if bound == 0:
         raise InvalidArgumentError(f"cannot bind gRPC to {host}:{port} (port in use?)")
     await server.start()

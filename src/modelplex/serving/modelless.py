@@ -108,6 +108,7 @@ class ModelLess:
     _state: AutoscaleState = field(default_factory=AutoscaleState, init=False)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
+    preloading: bool = field(default=False, init=False)  # variants still loading at start (not ready yet)
 
     def __post_init__(self) -> None:
         self.reload()
@@ -229,6 +230,7 @@ class ModelLess:
     def start(self, preload: bool = True) -> None:
         """Start the autoscaler; with `preload`, load one replica of every variant in the
         background so that first queries do not pay the load time (selection counts it)."""
+        self.preloading = preload
         self._task = asyncio.ensure_future(self._loop(preload))
 
     async def stop(self) -> None:
@@ -265,11 +267,14 @@ class ModelLess:
 
     async def _loop(self, preload: bool) -> None:
         if preload:
-            for name in sorted(self.variants):
-                try:
-                    await self.ensure_loaded(name)
-                except ModelplexError as exc:
-                    log.warning("cannot preload variant %s: %s", name, exc.message)
+            try:
+                for name in sorted(self.variants):
+                    try:
+                        await self.ensure_loaded(name)
+                    except ModelplexError as exc:
+                        log.warning("cannot preload variant %s: %s", name, exc.message)
+            finally:
+                self.preloading = False
         while True:
             await asyncio.sleep(self.interval_s)
             try:

@@ -74,6 +74,11 @@ class SliceSet:
     def model_ready(self, model: str) -> bool:
         return any(r.ready for r in self.runners_of(model))
 
+    def model_running(self, model: str) -> bool:
+        """Every slice routed to `model` runs (none starting, restarting or down)."""
+        runners = self.runners_of(model)
+        return bool(runners) and all(r.ready for r in runners)
+
     # ---- plans ---------------------------------------------------------------------------
     async def apply_plan(self, plan: Plan, books: dict[str, ModelBook], keeps_route: Callable[[str], bool]) -> PlanApplied:
         """Serve `plan` without losing a request; returns seconds until routing switched.
