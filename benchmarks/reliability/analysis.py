@@ -23,6 +23,7 @@ class Table:
     status: np.ndarray
     latency_s: np.ndarray  # answer - send (NaN without an answer)
     lag_s: np.ndarray  # send - scheduled: the client's own delay (NaN when not sent)
+    done_s: np.ndarray  # when the answer came, from the run's start (NaN without an answer)
     good: np.ndarray  # answered 200 within the kind's bound (its deadline, else the stated bound)
     late: np.ndarray  # answered 200 after the deadline it carried
     has_deadline: np.ndarray
@@ -40,7 +41,7 @@ class Table:
             good = ok & (lat <= bound)
             late = ok & (lat > deadline)
         return cls(kind, a["request"].astype(int), a["attempt"].astype(int), a["sched"], status, lat,
-                   a["sent"] - a["sched"], good, late, np.isfinite(deadline))
+                   a["sent"] - a["sched"], a["done"], good, late, np.isfinite(deadline))
 
     def mask(self, kinds: list[int], t_from: float = -math.inf, t_to: float = math.inf) -> np.ndarray:
         return np.isin(self.kind, kinds) & (self.t >= t_from) & (self.t < t_to)

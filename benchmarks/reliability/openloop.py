@@ -121,15 +121,17 @@ class OpenLoop:
         retrying = self.rng.random(len(times_s)) < (self.retry.share if self.retry else 0.0)
         self.t0 = time.perf_counter()
         side_task = asyncio.ensure_future(side(self)) if side else None
-        tasks = []
+        live: set[asyncio.Future[None]] = set()  # finished requests are dropped (long runs)
         for i in range(len(times_s)):
             t = float(times_s[i])
             delay = t - self.now()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(self._request(i, int(kind_idx[i]), t, bool(retrying[i]))))
-        if tasks:
-            await asyncio.wait(tasks)  # each attempt is bounded by the client timeout
+            task = asyncio.ensure_future(self._request(i, int(kind_idx[i]), t, bool(retrying[i])))
+            live.add(task)
+            task.add_done_callback(live.discard)
+        if live:
+            await asyncio.wait(set(live))  # each attempt is bounded by the client timeout
         if side_task is not None:
             await side_task
         self.rec.duration_s = float(times_s[-1]) if len(times_s) else 0.0
