@@ -17,7 +17,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 HERE = Path(__file__).resolve().parent
@@ -236,7 +236,7 @@ def poisson_trace(rates: dict[int, float], duration_s: float, seed: int,
 
 
 # ---- output --------------------------------------------------------------------------------------
-def write_json(name: str, doc: dict[str, object], out: str | None = None) -> Path:
+def write_json(name: str, doc: Mapping[str, object], out: str | None = None) -> Path:
     path = Path(out) if out else RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, default=_jsonable))

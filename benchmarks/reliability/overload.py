@@ -4,7 +4,7 @@
 
 One server with two copies of a small CNN (`slo` with slo_ms in its config, `plain` without).
 Capacity of each model alone is measured first (closed loop, `--in-flight` requests, deadlines out
-of the way). Then four variants, one model at a time: with and without an SLO, with and without
+of the way). Then four variants, one model at a time, each on a fresh server: with and without an SLO, with and without
 clients that re-send at once on 503/429 (a share of the arrivals, each re-sending at most
 `--max-retries` times, at most `--retry-budget` re-sends in all). Per variant: goodput (200 within
 the SLO, or within `--bound-ms` without one) and goodput / capacity, throughput, admitted p50/p99,
@@ -20,6 +20,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -124,13 +125,13 @@ async def measure_capacity(srv: RunningServer, spec: ModelSpec, args: argparse.N
     return out
 
 
-def print_report(rows: list[dict[str, object]]) -> None:
+def print_report(rows: list[dict[str, Any]]) -> None:  # JSON-shaped rows
     head = ["model", "retry", "capacity/s", "offered/s", "arrivals", "sent", "not sent", "retries", "200", "503",
             "504", "429", "other", "unanswered", "late 200", "goodput/s", "goodput/cap", "throughput/s", "p50 ms",
             "p99 ms", "client lag p99 ms", "worst second", "RSS idle/peak/after MiB", "after/idle"]
     out = []
     for r in rows:
-        c, a, mem, w = r["counts"], r["admitted"], r["memory_mb"], r["worst_second"]  # type: ignore[index]
+        c, a, mem, w = r["counts"], r["admitted"], r["memory_mb"], r["worst_second"]
         worst = f"t={w['t']}: {w['good']}/{w['sent']} good, p99 {common.fmt(w['p99_ms'])} ms" if w else "-"
         out.append([r["model"], "yes" if r["retry"] else "no", r["capacity_rps"], r["offered_rps"], r["arrivals"],
                     c["sent"], c["not_sent_by_client"], r["retries_sent"], c["200"], c["503"], c["504"], c["429"],
@@ -144,13 +145,22 @@ def print_report(rows: list[dict[str, object]]) -> None:
           " memory: frontend + workers RSS")
 
 
-async def run_all(srv: RunningServer, spec: ModelSpec, args: argparse.Namespace) -> tuple[dict[str, float], list[dict[str, object]]]:
-    cap = await measure_capacity(srv, spec, args)
+async def run_all(root: Path, spec: ModelSpec, args: argparse.Namespace) -> tuple[dict[str, float], list[dict[str, object]]]:
+    """Capacity on one server, then each variant on a fresh one (a variant cannot spoil the next)."""
+    srv = common.start(root / "capacity", spec, args.cpus)
+    try:
+        cap = await measure_capacity(srv, spec, args)
+    finally:
+        srv.stop()
     rows = []
-    for model, retry in VARIANTS:
+    for i, (model, retry) in enumerate(VARIANTS):
         log.info("overload: %s, retrying clients: %s", model, retry)
-        rows.append(await run_variant(srv, spec, args, cap, model, retry))
-        common.wait_ready(srv)
+        srv = common.start(root / f"variant{i}", spec, args.cpus)
+        try:
+            await capacity(srv.http_port, common.capacity_kinds(srv, spec), 2, 1.0, warmup_s=0.0)  # warm up
+            rows.append(await run_variant(srv, spec, args, cap, model, retry))
+        finally:
+            srv.stop()
     return cap, rows
 
 
@@ -159,11 +169,7 @@ def main() -> int:
     args = parse_args()
     spec = ModelSpec(args.layers, args.size, args.slo_ms)
     with tempfile.TemporaryDirectory(prefix="mp-overload-") as tmp:
-        srv = common.start(Path(tmp), spec, args.cpus)
-        try:
-            cap, rows = asyncio.run(run_all(srv, spec, args))
-        finally:
-            srv.stop()
+        cap, rows = asyncio.run(run_all(Path(tmp), spec, args))
     common.write_json("overload", {"args": vars(args), "capacity_rps": cap, "variants": rows}, args.out)
     print_report(rows)
     return 0

@@ -63,7 +63,7 @@ def trend(samples: list[tuple[float, dict[str, float]]]) -> dict[str, dict[str, 
         v = np.array([s[1].get(key, 0.0) for s in samples])
         slope = float(np.polyfit(t, v, 1)[0]) if len(samples) >= 3 else None
         out[key] = {"first": float(v[0]), "last": float(v[-1]), "max": float(v.max()),
-                    "slope_per_min": round(slope, 3) if slope is not None else None}
+                    "slope_per_min": round(slope, 3) + 0.0 if slope is not None else None}
     return out
 
 

@@ -18,6 +18,7 @@ import logging
 import signal
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import common
 from analysis import Table, per_second, phase_summary, recovery_s, worst_second
@@ -70,7 +71,7 @@ async def run_scenario(root: Path, spec: ModelSpec, args: argparse.Namespace, ra
         total = args.before + stall + args.after
         times, kidx = common.poisson_trace({0: rates[SLO_MODEL], 1: rates[PLAIN_MODEL]}, total, args.seed,
                                            split={1: (2, args.timeout_share)})
-        await capacity(srv.http_port, kinds, 2, 1.0, warmup_s=0.0)  # warm the workers
+        await capacity(srv.http_port, common.capacity_kinds(srv, spec), 2, 1.0, warmup_s=0.0)  # warm the workers
 
         async def inject(loop: OpenLoop) -> None:
             await asyncio.sleep(max(0.0, args.before - loop.now()))
@@ -90,7 +91,8 @@ async def run_scenario(root: Path, spec: ModelSpec, args: argparse.Namespace, ra
         loop = OpenLoop(srv.http_port, kinds, args.max_outstanding, args.client_timeout)
         rec = await loop.run(times, kidx, side=inject)
         status = common.server_status(srv)
-        restarts = {",".join(s["models"]): s.get("restarts") for s in status.get("slices", [])}  # type: ignore[union-attr]
+        slices: list[dict[str, Any]] = status.get("slices", [])  # type: ignore[assignment]
+        restarts = {",".join(s["models"]): s.get("restarts") for s in slices}
         return rec, Table.of(rec, kinds), {"restarts": restarts, "connections_opened": rec.connections_opened}
     finally:
         srv.stop()
@@ -116,13 +118,13 @@ def summarize(rec: Records, tb: Table, scenario: str) -> dict[str, object]:
     return out
 
 
-def print_report(results: list[dict[str, object]]) -> None:
+def print_report(results: list[dict[str, Any]]) -> None:  # JSON-shaped results
     head = ["target", "scenario", "model", "sent", "200", "503", "504", "other", "unanswered", "late 200",
             "not sent", "recovery s", "p50/p99 before", "p50/p99 during", "p50/p99 after", "worst second"]
     rows = []
     for r in results:
         for model in GROUPS:
-            m = r["models"][model]  # type: ignore[index]
+            m = r["models"][model]
             a = m["all"]
             w = m["worst_second"]
             worst = f"t={w['t']}: {w['good']}/{w['sent']} good, p99 {w['p99_ms']} ms" if w else "-"
