@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -110,6 +111,14 @@ def signal_pids(pids: Sequence[int], sig: signal.Signals) -> list[int]:
         except ProcessLookupError:
             gone.append(pid)
     return gone
+
+
+def keep_log(srv: RunningServer, name: str) -> Path:
+    """Copy the server's log to results/logs/<name>.log (the temporary folder goes away)."""
+    dest = RESULTS / "logs" / f"{name}.log"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(srv.log_path, dest)
+    return dest
 
 
 # ---- the server's process tree -------------------------------------------------------------------

@@ -48,6 +48,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--cpus", default="0-1", help="server cores")
     ap.add_argument("--max-outstanding", type=int, default=4000, help="client bound on requests in flight")
     ap.add_argument("--client-timeout", type=float, default=60.0, help="seconds before a request counts unanswered")
+    ap.add_argument("--keep-logs", action="store_true", help="copy each server's log to results/logs/")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -96,6 +97,8 @@ async def run_scenario(root: Path, spec: ModelSpec, args: argparse.Namespace, ra
         return rec, Table.of(rec, kinds), {"restarts": restarts, "connections_opened": rec.connections_opened}
     finally:
         srv.stop()
+        if args.keep_logs:
+            common.keep_log(srv, f"stall-{target}-{scenario}")
 
 
 def summarize(rec: Records, tb: Table, scenario: str) -> dict[str, object]:
