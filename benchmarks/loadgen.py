@@ -248,3 +248,46 @@ async def status_callers(host: str, port: int, raw: bytes, n: int) -> list[Statu
         _, conn = await loop.create_connection(_HttpConn, host, port)
         out.append(StatusCall(conn, raw, host, port))
     return out
+
+
+# ---- connection pool (open loops with unbounded arrivals) -------------------------------------
+HttpConn = _HttpConn  # one keep-alive connection: `await conn.send(raw)` returns the HTTP status
+
+
+class ConnectionPool:
+    """Keep-alive connections to one server shared by open-loop requests: a request takes an idle
+    connection or opens a new one; a connection whose answer never came is discarded, not reused."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.idle: list[_HttpConn] = []
+        self.opened = 0  # connections opened so far
+
+    async def acquire(self) -> _HttpConn:
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed:
+                return conn
+        _, conn = await asyncio.get_running_loop().create_connection(_HttpConn, self.host, self.port)
+        self.opened += 1
+        return conn
+
+    def release(self, conn: _HttpConn) -> None:
+        if not conn.closed:
+            self.idle.append(conn)
+
+    def discard(self, conn: _HttpConn) -> None:
+        conn.closed = True
+        if conn.transport is not None:
+            conn.transport.close()
+
+    async def fill(self, n: int) -> None:
+        """Open connections up to `n` idle ones (so that a run's start does not pay for them)."""
+        conns = [await self.acquire() for _ in range(max(0, n - len(self.idle)))]
+        for c in conns:
+            self.release(c)
+
+    def close(self) -> None:
+        for conn in self.idle:
+            self.discard(conn)
+        self.idle.clear()
