@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modelplex.control.attainment import AttainmentWindow
-from modelplex.core.errors import DeadlineError, ModelplexError
+from modelplex.core.errors import DeadlineError, ModelplexError, UnavailableError
 from modelplex.core.model import ModelConfig
 from modelplex.dispatch.batching import QueuedRequest
 from modelplex.serving.stats import BatchTimes, Metrics, ModelStats
@@ -25,6 +25,7 @@ class Pending:
     request: InferRequest  # the decoded request
     future: asyncio.Future[InferResponse]  # resolved with the answer or an error
     enqueued_s: float  # clock time it was queued
+    own_deadline: bool = True  # its deadline is its own or its model's SLO (else the server's longest wait)
 
 
 Queued = QueuedRequest[Pending]
@@ -60,6 +61,15 @@ class ModelBook:
         else:
             self.m_fail_error.inc()
 
+    def late(self, req: Queued, what: str) -> ModelplexError:
+        """The answer to a request whose time ran out: its deadline, or the server's longest wait
+        (the deadline of a request that has none)."""
+        model = self.config.model.name
+        if req.payload.own_deadline:
+            return DeadlineError(f"model {model}: the deadline {what}")
+        wait_s = req.deadline_s - req.arrival_s
+        return UnavailableError(f"model {model}: the server's longest wait of {wait_s:g} s (--max-wait-s) {what}")
+
     def fail(self, req: Queued, exc: ModelplexError, now: float) -> None:
         """Answer a queued request with an error (expired, worker lost, slice stopped), unless
         it was answered already (its deadline timer, or its client left)."""
@@ -69,7 +79,7 @@ class ModelBook:
         p.future.set_exception(exc)
         self.window.record(now, False)
         self.stats.fail.add(now - p.enqueued_s)
-        if isinstance(exc, DeadlineError):
+        if isinstance(exc, DeadlineError) and p.own_deadline:
             self.stats.rejected_deadline += 1
             self.m_fail_deadline.inc()
         else:

@@ -221,40 +221,45 @@ class DataPlane:
         rows = validate_request(book.config, request)
         now = self.clock.now()
         deadline = deadline_s(request.parameters, book.config.batching.slo_ms, now)
+        own = deadline != NO_DEADLINE  # else the longest wait bounds it, in admission too
+        deadline = deadline if own else now + self.limits.max_wait_s
         if self.arrivals is not None:
             self.arrivals.observe(request.model, now)
         nbytes = request_nbytes(request)
         self.queue_memory.reserve(request.model, nbytes)
         try:
             try:
-                return await self._queue(book, request, rows, deadline, client)
+                return await self._queue(book, request, rows, deadline, own, client)
             except WorkerLostError:
                 if not self._retry_allowed(request.model, deadline):
                     raise
                 log.info("model %s: retrying a request whose worker was lost", request.model)
-                return await self._queue(book, request, rows, deadline, client)
+                return await self._queue(book, request, rows, deadline, own, client)
         finally:
             self.queue_memory.release(request.model, nbytes)
 
     async def _queue(
-        self, book: ModelBook, request: InferRequest, rows: int, deadline: float, client: ClientLink | None
+        self, book: ModelBook, request: InferRequest, rows: int, deadline: float, own: bool, client: ClientLink | None
     ) -> InferResponse:
-        """Route one request to a slice of its model and wait for the answer."""
+        """Route one request to a slice of its model and wait for the answer (`own`: the deadline
+        is the request's or its model's SLO, not the server's longest wait)."""
         now = self.clock.now()
         future: asyncio.Future[InferResponse] = asyncio.get_running_loop().create_future()
-        queued = QueuedRequest(now, deadline, rows, Pending(request, future, now))
+        queued = QueuedRequest(now, deadline, rows, Pending(request, future, now, own))
         route = self.slices.routes.get(request.model)
         if route is None:
             raise UnavailableError(f"model {request.model} is not placed by the current plan")
         routed = route.route(queued, now)
         if routed.slice is None:
             admission = routed.admission
-            book.rejected(deadline=admission.deadline, now=now)
+            book.rejected(deadline=admission.deadline and own, now=now)
+            if admission.deadline and not own:
+                raise UnavailableError(f"model {request.model}: its queue would take longer than the server's longest "
+                                       f"wait of {self.limits.max_wait_s:g} s (--max-wait-s); try again later")
             message = f"model {request.model}: {admission.reason}"
             raise DeadlineError(message) if admission.deadline else UnavailableError(message)
         self.slices.runner_of(routed.slice).pump()
-        limit = deadline if deadline != NO_DEADLINE else now + self.limits.max_wait_s
-        timer = self.clock.call_at(limit, lambda: self._time_out(book, queued))
+        timer = self.clock.call_at(deadline, lambda: self._time_out(book, queued))
         if client is not None:
             client.watch(lambda: self._abandon(queued))
         try:
@@ -270,14 +275,7 @@ class DataPlane:
     def _time_out(self, book: ModelBook, queued: Queued) -> None:
         """A request's deadline (or the longest wait) has come: answer it now, whatever holds it."""
         queued.cancelled = True
-        model = book.config.model.name
-        if queued.deadline_s != NO_DEADLINE:
-            book.fail(queued, DeadlineError(f"model {model}: the deadline passed before the answer was ready"), self.clock.now())
-        else:
-            waited = self.limits.max_wait_s
-            book.fail(queued, UnavailableError(
-                f"model {model}: no answer within the server's longest wait of {waited:g} s (--max-wait-s)"
-            ), self.clock.now())
+        book.fail(queued, book.late(queued, "passed before the answer was ready"), self.clock.now())
 
     @staticmethod
     def _abandon(queued: Queued) -> None:

@@ -4,6 +4,10 @@ client, so a request whose client left is never computed."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,7 +16,10 @@ import numpy as np
 from modelplex.core.errors import UnavailableError
 from modelplex.serving.types import InferRequest
 
+log = logging.getLogger(__name__)
+
 MiB = 2**20
+TRIM_AFTER_BYTES = 32 * MiB  # a queue that held this much gives its memory back once empty
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class QueueMemory:
         self.limits = limits
         self.total = 0  # bytes held now
         self._by_model: dict[str, int] = {}
+        self._peak = 0  # most bytes held since the queues were last empty
 
     def reserve(self, model: str, nbytes: int) -> None:
         held = self._by_model.get(model, 0)
@@ -65,13 +73,37 @@ class QueueMemory:
             )
         self._by_model[model] = held + nbytes
         self.total += nbytes
+        self._peak = max(self._peak, self.total)
 
     def release(self, model: str, nbytes: int) -> None:
         self._by_model[model] = self._by_model.get(model, 0) - nbytes
         self.total -= nbytes
+        if self.total == 0 and self._peak > TRIM_AFTER_BYTES:
+            self._peak = 0
+            _trim_heap()
 
     def held(self, model: str) -> int:
         return self._by_model.get(model, 0)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the system (glibc keeps them after a burst of requests
+    otherwise, and the server's memory would stay at its peak)."""
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
+    if trim is None:  # not glibc
+        return
+    trim(0)
+    log.debug("queues empty after a peak: freed heap memory returned to the system")
 
 
 class ClientLink:

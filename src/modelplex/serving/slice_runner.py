@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modelplex.core.devices import SliceSpec
-from modelplex.core.errors import DeadlineError, ModelplexError, UnavailableError, WorkerLostError
+from modelplex.core.errors import ModelplexError, UnavailableError, WorkerLostError
 from modelplex.dispatch.scheduler import Dispatch, SliceScheduler
 from modelplex.runtime.clock import Clock, Timer
 from modelplex.runtime.executor import Executor
@@ -114,7 +114,8 @@ class SliceRunner:
         now = self.clock.now()
         while (d := self.scheduler.schedule(now)) is not None:
             for model, req in d.expired:
-                self.books[model].fail(req, DeadlineError(f"model {model}: deadline cannot be met; rejected before running"), now)
+                book = self.books[model]
+                book.fail(req, book.late(req, "cannot be met; rejected before running"), now)
             if d.requests:
                 self._running[id(d)] = d
                 task = asyncio.ensure_future(self._run(d))
