@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -27,6 +30,17 @@ def decode_body(
     if encoding:
         body = decompress(body, encoding, limit_bytes)
     return decode_request(model, version, body, header_length)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Pool initializer: the helper exits when the server does, even if the server was killed."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class DecodePool:
@@ -60,7 +74,10 @@ class DecodePool:
             raise UnavailableError("the process decoding large request bodies failed; try again") from None
 
     def _start(self) -> ProcessPoolExecutor:
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent, initargs=(os.getpid(),),
+        )
         return self._pool
 
     def close(self) -> None:
