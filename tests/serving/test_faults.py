@@ -84,7 +84,7 @@ def test_a_hung_batch_is_answered_at_its_deadline_and_its_worker_replaced(repo: 
 
     first, later, restarts, answered_at = run_plane(repo, hang_first(), body)  # type: ignore[misc]
     assert isinstance(first, DeadlineError) and "deadline passed" in first.message
-    assert answered_at == pytest.approx(0.050, abs=1e-6)  # exactly at its 50 ms SLO, not when the batch ends
+    assert answered_at == pytest.approx(0.048, abs=1e-6)  # at its 50 ms SLO less the answer margin, not when the batch ends
     assert isinstance(later, InferResponse) and restarts == 1
 
 

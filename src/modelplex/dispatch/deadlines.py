@@ -1,5 +1,6 @@
 """A request's deadline: its `timeout` parameter (µs, the schedule_policy extension), else the
-model's SLO, else none. The one place deadlines are parsed (pure)."""
+model's SLO, else none; less ANSWER_MARGIN_S, the time its answer takes to reach the client. The
+one place deadlines are parsed (pure); the simulator uses the same margin."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from modelplex.dispatch.batching import NO_DEADLINE
 
 # µs; a request timeout beyond an hour is a client bug, not a deadline
 MAX_TIMEOUT_US = 3_600_000_000
+ANSWER_MARGIN_S = 0.002  # of a request's time, left for its answer to reach the client
 
 
 def timeout_s(parameters: Mapping[str, object]) -> float | None:
@@ -31,10 +33,10 @@ def timeout_s(parameters: Mapping[str, object]) -> float | None:
 
 
 def deadline_s(parameters: Mapping[str, object], slo_ms: float | None, now: float) -> float:
-    """Absolute deadline of a request arriving at `now`."""
+    """Absolute deadline of a request arriving at `now`, by which its answer must be ready."""
     own = timeout_s(parameters)
     if own is not None:
-        return now + own
+        return now + own - ANSWER_MARGIN_S
     if slo_ms is not None:
-        return now + slo_ms / 1e3
+        return now + slo_ms / 1e3 - ANSWER_MARGIN_S
     return NO_DEADLINE

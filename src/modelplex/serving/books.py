@@ -121,7 +121,8 @@ class ModelBook:
         self, reqs: list[Queued], outputs: list[tuple[str, np.ndarray]], phases_s: tuple[float, float, float],
         started: float, done: float,
     ) -> None:
-        """Split the batch's outputs by request and resolve each request's future."""
+        """Split the batch's outputs by request and resolve each request's future; one whose
+        deadline passed meanwhile gets the deadline's error instead (never an answer run late)."""
         config = self.config
         dtypes = {o.name: o.datatype for o in config.outputs}
         pos = 0
@@ -131,6 +132,10 @@ class ModelBook:
             p = r.payload
             if p.future.done():  # answered already (its deadline passed, or its client left)
                 pos += r.rows
+                continue
+            if done > r.deadline_s:  # the loop was held up past its deadline timer
+                pos += r.rows
+                self.fail(r, self.late(r, "passed before the answer was ready"), done)
                 continue
             mine = outputs if single or not config.batched else [(n, a[pos : pos + r.rows]) for n, a in outputs]
             pos += r.rows
@@ -142,7 +147,7 @@ class ModelBook:
                 outputs=[InferOutput(n, dtypes[n], tuple(arrays[n].shape), arrays[n]) for n in order],
             )
             p.future.set_result(response)
-            self.window.record(done, done <= r.deadline_s)
+            self.window.record(done, True)
             st.success.add(done - p.enqueued_s)
             st.queue.add(started - p.enqueued_s)
             st.compute_input.add(phases_s[0])

@@ -14,6 +14,7 @@ from modelplex.control.controller import Controller
 from modelplex.core.model import BatchingConfig
 from modelplex.core.plan import Plan
 from modelplex.dispatch.batching import QueuedRequest
+from modelplex.dispatch.deadlines import ANSWER_MARGIN_S
 from modelplex.dispatch.router import Router
 from modelplex.dispatch.scheduler import Dispatch, SliceScheduler, make_lane
 from modelplex.planning.diff import PlanDiff, diff
@@ -80,7 +81,8 @@ class SimFleet:
         self.batching = batching  # model -> queue settings
         self.default_delay_s = config.queue_delay_s  # queue delay of models without settings
         self.models = list(models)  # model index -> name
-        self.slo_s = [slo_ms[m] / 1e3 for m in models]  # deadline after arrival, per model index
+        # deadline after arrival, per model index (the answer's margin kept, as the server does)
+        self.slo_s = [slo_ms[m] / 1e3 - ANSWER_MARGIN_S for m in models]
         self._slo_by_name = dict(zip(self.models, self.slo_s))
         self.controller = controller  # re-plans on its own when given
         self.heap: list[Event] = []
