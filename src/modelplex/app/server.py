@@ -92,7 +92,9 @@ async def _start_plane(
         devices = devices or [DeviceSpec("cpu0", DeviceKind.CPU, len(options.cpus))]
         controller = build_controller(configs, options.policy, profiles, devices, options.controller)
         service = ServiceModel(profiles)
-    slices = SliceSet(LocalExecutor("cpu", mps), MonotonicClock(), options.cpus, gpus=mps is not None, service=service)
+    gpu_ids = [d.device_id for d in devices if d.kind is not DeviceKind.CPU]
+    slices = SliceSet(LocalExecutor("cpu", mps), MonotonicClock(), options.cpus, gpus=mps is not None, service=service,
+                      gpu_ids=gpu_ids)
     plane = DataPlane(options.repository, slices, registry, arrivals=controller)
     driver: PlanDriver | None = None
     if controller is None:
