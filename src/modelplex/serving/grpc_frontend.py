@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import grpc
@@ -108,6 +109,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
         async def one(msg: Any) -> None:
             try:
+                if isinstance(msg, Undecodable):
+                    raise InvalidArgumentError(f"request is not a valid ModelInferRequest: {msg.error}")
                 resp = pb.ModelStreamInferResponse(infer_response=encode_infer(await self.plane.infer(decode_infer(msg))))
             except ModelplexError as exc:
                 resp = pb.ModelStreamInferResponse(error_message=exc.message)
@@ -117,10 +120,12 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
         async def feed() -> None:
             nonlocal pending
-            async for msg in request_iterator:
-                pending += 1
-                asyncio.ensure_future(one(msg))
-            await results.put(None)
+            try:
+                async for msg in request_iterator:
+                    pending += 1
+                    asyncio.ensure_future(one(msg))
+            finally:  # whatever ends the stream, the answers of what came still go out
+                results.put_nowait(None)
 
         feeder = asyncio.ensure_future(feed())
         done_feeding = False
@@ -136,8 +141,48 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             feeder.cancel()
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """Request bytes that are no message of the method's type: the client's error, not ours
+    (grpc itself would answer UNKNOWN, or end a stream without a word)."""
+
+    error: str  # what the protobuf parser said
+
+
+def _lenient(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def go(raw: bytes) -> Any:
+        try:
+            return deserialize(raw)
+        except Exception as exc:  # DecodeError, whatever the protobuf backend calls it
+            return Undecodable(str(exc))
+
+    return go
+
+
+class _DecodeGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Unparseable requests are answered INVALID_ARGUMENT; ModelStreamInfer answers each one
+    with an error_message (it sees an Undecodable)."""
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        lenient = _lenient(handler.request_deserializer)
+        if handler.unary_unary is None:
+            return handler._replace(request_deserializer=lenient)
+        inner = handler.unary_unary
+
+        async def unary(request: Any, context: Any) -> Any:
+            if isinstance(request, Undecodable):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid {details.method} message: {request.error}")
+            return await inner(request, context)
+
+        return handler._replace(request_deserializer=lenient, unary_unary=unary)
+
+
 async def start_grpc(plane: DataPlane, host: str, port: int, max_message_bytes: int) -> grpc.aio.Server:
     server = grpc.aio.server(
+        interceptors=[_DecodeGuard()],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 2**31 - 1),
