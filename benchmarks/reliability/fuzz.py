@@ -41,6 +41,7 @@ from fuzz_cases import GrpcCase, HttpCase  # noqa: E402
 from modelplex.serving.grpc_gen import grpc_service_pb2 as pb  # noqa: E402
 
 HANG_S = 5.0  # an answer slower than this is a hang
+GIVE_UP_HANGS = 12  # this many hangs in a row: the server is wedged, the rest is not sent
 GRPC_SERVER_ERRORS = {"INTERNAL", "UNKNOWN", "DATA_LOSS"}
 RESULTS = Path(__file__).resolve().parent / "results" / "fuzz.json"
 T = TypeVar("T")
@@ -57,13 +58,20 @@ class Tally:
     server_error_count: int = 0
     slowest_ms: float = 0.0
     slowest_case: str = ""
+    hangs_in_row: int = 0  # GIVE_UP_HANGS of them stop the run
+    skipped: int = 0  # cases not sent once the server was wedged
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def wedged(self) -> bool:
+        return self.hangs_in_row >= GIVE_UP_HANGS
 
     def add(self, family: str, status: str, elapsed_s: float, what: str, answer: str, server_error: bool) -> None:
         with self.lock:
             self.families[family] += 1
             self.statuses[status] += 1
             self.hangs += status == "hang"
+            self.hangs_in_row = self.hangs_in_row + 1 if status == "hang" else 0
             if server_error or status == "hang":
                 self.server_error_count += server_error
                 if len(self.server_errors) < 20:
@@ -74,7 +82,7 @@ class Tally:
     def summary(self) -> dict[str, Any]:
         return {"sent": sum(self.families.values()), "by_status": dict(sorted(self.statuses.items())),
                 "by_family": dict(sorted(self.families.items())), "server_errors": self.server_error_count,
-                "hangs": self.hangs, "slowest_ms": round(self.slowest_ms, 1), "slowest_case": self.slowest_case,
+                "hangs": self.hangs, "not_sent_server_wedged": self.skipped, "slowest_ms": round(self.slowest_ms, 1), "slowest_case": self.slowest_case,
                 "server_error_examples": self.server_errors}
 
 
@@ -223,12 +231,16 @@ def drive(strategy: st.SearchStrategy[T], count: int, seed_value: int, consume: 
             break
 
 
-def run_pool(senders: list[Any], cases: Callable[[Callable[[Any], None]], None]) -> None:
-    """Cases from `cases(put)` go to the senders, one thread each."""
+def run_pool(senders: list[Any], tally: Tally, cases: Callable[[Callable[[Any], None]], None]) -> None:
+    """Cases from `cases(put)` go to the senders, one thread each (none once the server is wedged)."""
     work: queue.Queue[Any] = queue.Queue(maxsize=64)
 
     def loop(sender: Any) -> None:
         while (case := work.get()) is not None:
+            if tally.wedged:
+                with tally.lock:
+                    tally.skipped += 1
+                continue
             sender.send(case)
 
     threads = [threading.Thread(target=loop, args=(s,), daemon=True) for s in senders]
@@ -265,27 +277,34 @@ def fuzz(http_n: int, grpc_n: int, seed_value: int, workers: int = 4) -> dict[st
             restarts0, pids0, _ = workers_state(http_port)
             t0 = time.monotonic()
             http_tally, grpc_tally = Tally(), Tally()
-            run_pool([HttpSender(http_port, http_tally) for _ in range(workers)],
+            run_pool([HttpSender(http_port, http_tally) for _ in range(workers)], http_tally,
                      lambda put: (_each(iter(fc.hostile_http()), put), drive(fc.http_cases(), http_n, seed_value, put)))
-            run_pool([GrpcSender(channel, grpc_tally) for _ in range(workers)],
+            run_pool([GrpcSender(channel, grpc_tally) for _ in range(workers)], grpc_tally,
                      lambda put: (_each(iter(fc.hostile_grpc()), put), drive(fc.grpc_cases(), grpc_n, seed_value, put)))
             duration = time.monotonic() - t0
             alive = proc.poll() is None
-            restarts1, pids1, all_alive = workers_state(http_port) if alive else (-1, set(), False)
-            after = valid_after(http_port, channel) if alive else {}
+            try:
+                restarts1, pids1, all_alive = workers_state(http_port) if alive else (-1, set(), False)
+                after = valid_after(http_port, channel) if alive else {}
+            except (OSError, http.client.HTTPException, ValueError, KeyError):  # alive, but it answers no more
+                restarts1, pids1, all_alive, after = -1, set(), False, {"status answered": False}
         finally:
             channel.close()
-            log_tail = (Path(tmp) / "server.log").read_text(errors="replace")[-2000:]
+            log_tail = (Path(tmp) / "server.log").read_text(errors="replace")[-3000:]
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
                     proc.wait(20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-    crashes = {"server_alive": alive, "worker_restarts": restarts1 - restarts0 if alive else None,
+    crashes = {"server_alive": alive, "worker_restarts": restarts1 - restarts0 if restarts1 >= 0 else None,
                "workers_replaced": sorted(pids0 - pids1), "workers_alive": all_alive}
     return {"seed": seed_value, "duration_s": round(duration, 1), "http": http_tally.summary(), "grpc": grpc_tally.summary(),
-            "crashes": crashes, "valid_after": after, "server_log_tail": log_tail if not alive else ""}
+            "crashes": crashes, "valid_after": after, "server_log_tail": log_tail if not passed_checks(alive, all_alive, after) else ""}
+
+
+def passed_checks(alive: bool, all_alive: bool, after: dict[str, bool]) -> bool:
+    return alive and all_alive and bool(after) and all(after.values())
 
 
 def _each(items: Iterator[T], put: Callable[[T], None]) -> None:
