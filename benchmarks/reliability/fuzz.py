@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -278,9 +278,9 @@ def fuzz(http_n: int, grpc_n: int, seed_value: int, workers: int = 4) -> dict[st
             t0 = time.monotonic()
             http_tally, grpc_tally = Tally(), Tally()
             run_pool([HttpSender(http_port, http_tally) for _ in range(workers)], http_tally,
-                     lambda put: (_each(iter(fc.hostile_http()), put), drive(fc.http_cases(), http_n, seed_value, put)))
+                     lambda put: _send_all(fc.hostile_http(), fc.http_cases(), http_n, seed_value, put))
             run_pool([GrpcSender(channel, grpc_tally) for _ in range(workers)], grpc_tally,
-                     lambda put: (_each(iter(fc.hostile_grpc()), put), drive(fc.grpc_cases(), grpc_n, seed_value, put)))
+                     lambda put: _send_all(fc.hostile_grpc(), fc.grpc_cases(), grpc_n, seed_value, put))
             duration = time.monotonic() - t0
             alive = proc.poll() is None
             try:
@@ -307,9 +307,11 @@ def passed_checks(alive: bool, all_alive: bool, after: dict[str, bool]) -> bool:
     return alive and all_alive and bool(after) and all(after.values())
 
 
-def _each(items: Iterator[T], put: Callable[[T], None]) -> None:
-    for item in items:
-        put(item)
+def _send_all(hostile: list[T], strategy: st.SearchStrategy[T], count: int, seed_value: int, put: Callable[[T], None]) -> None:
+    """The hand-written cases, then `count` generated ones."""
+    for case in hostile:
+        put(case)
+    drive(strategy, count, seed_value, put)
 
 
 def report(result: dict[str, Any]) -> str:

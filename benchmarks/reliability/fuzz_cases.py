@@ -94,13 +94,9 @@ def valid_json(model: str, rows: int = 2) -> dict[str, Any]:
     return {"inputs": [_json_input(n, t, arrays[n]) for n, t, _ in MODELS[model]]}
 
 
-def _bytes_tensor(items: list[bytes]) -> bytes:
-    return b"".join(len(b).to_bytes(4, "little") + b for b in items)
-
-
 def raw_tensor(dtype: str, arr: np.ndarray) -> bytes:
     if dtype == "BYTES":
-        return _bytes_tensor([str(v).encode() for v in arr.reshape(-1)])
+        return b"".join(len(b).to_bytes(4, "little") + b for b in (str(v).encode() for v in arr.reshape(-1)))
     return np.ascontiguousarray(arr).tobytes()
 
 
@@ -234,8 +230,9 @@ def encoded(draw: Any) -> HttpCase:
     inner = draw(st.one_of(infer_json(), st.just(HttpCase("", "POST", "/v2/models/fp32/infer", (), _dump(valid_json("fp32"))))))
     label = draw(st.sampled_from(["gzip", "deflate", "br", "GZIP", "gzip, gzip", "identity", "x-gzip", " deflate ", ""]))
     packed = draw(st.sampled_from(["gzip", "deflate", "raw", "bomb", "double"]))
-    data = {"gzip": lambda b: gzip.compress(b), "deflate": zlib.compress, "raw": lambda b: b, "bomb": lambda b: _BOMB,
-            "double": lambda b: gzip.compress(gzip.compress(b))}[packed](inner.body)
+    packers: dict[str, Callable[[bytes], bytes]] = {"gzip": gzip.compress, "deflate": zlib.compress, "raw": bytes,
+                                                    "bomb": lambda b: _BOMB, "double": lambda b: gzip.compress(gzip.compress(b))}
+    data = packers[packed](inner.body)
     how = draw(st.sampled_from(["whole", "cut", "tail", "flip"]))
     if how == "cut":
         data = data[: draw(st.integers(0, max(0, len(data) - 1)))]
