@@ -13,8 +13,9 @@ import pytest
 
 from modelplex.core.errors import ErrorCode, ModelplexError
 from modelplex.core.tensors import DataType
-from modelplex.serving.grpc_codec import decode_infer
-from modelplex.serving.grpc_gen import grpc_service_pb2 as pb
+from tritonclient.grpc import service_pb2 as pb  # the same messages; modelplex's clash with it in one process
+
+from modelplex.serving.grpc_decode import decode_infer
 from modelplex.serving.http_codec import decode_request, decompress
 from modelplex.serving.validate import MAX_ELEMENTS, MAX_RANK, check_parameters, tensor_shape
 

@@ -13,7 +13,6 @@ from modelplex.core.errors import InvalidArgumentError, ModelplexError
 from modelplex.serving.dataplane import DataPlane
 from modelplex.serving.errors_map import GRPC_STATUS
 from modelplex.serving.grpc_codec import (
-    decode_infer,
     encode_infer,
     model_config_pb,
     model_metadata_pb,
@@ -21,6 +20,7 @@ from modelplex.serving.grpc_codec import (
     server_metadata_pb,
     statistics_pb,
 )
+from modelplex.serving.grpc_decode import decode_infer
 from modelplex.serving.grpc_gen import grpc_service_pb2 as pb
 from modelplex.serving.grpc_gen import grpc_service_pb2_grpc as pb_grpc
 
