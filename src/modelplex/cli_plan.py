@@ -149,8 +149,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     raw = _json(args.plan, "plan")
     try:
         plan = Plan.from_json(raw)
-    except (KeyError, TypeError, ValueError, AssertionError) as exc:
-        raise InvalidArgumentError(f"plan: {args.plan} is not a plan ({type(exc).__name__}: {exc})") from None
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"plan: {args.plan} is not a plan ({exc.message})") from None
     demand: list[Demand] = demands_from_data(raw["demand"]) if isinstance(raw, dict) and raw.get("demand") else []
     if args.demand:
         demand = parse_demand_yaml(_read(args.demand, "demand"))

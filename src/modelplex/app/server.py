@@ -116,8 +116,9 @@ async def _start_plane(
         devices = devices or [DeviceSpec("cpu0", DeviceKind.CPU, len(options.cpus))]
         controller = build_controller(configs, options.policy, profiles, devices, options.controller)
         service = ServiceModel(profiles)
+    gpu_ids = [d.device_id for d in devices if d.kind is not DeviceKind.CPU]
     executor = LocalExecutor("cpu", mps, stall_timeout_s=options.stall_timeout_s)
-    slices = SliceSet(executor, MonotonicClock(), options.cpus, gpus=mps is not None, service=service)
+    slices = SliceSet(executor, MonotonicClock(), options.cpus, gpus=mps is not None, service=service, gpu_ids=gpu_ids)
     plane = DataPlane(options.repository, slices, registry, arrivals=controller, limits=options.limits)
     driver: PlanDriver | None = None
     if controller is None:

@@ -90,50 +90,8 @@ class Plan:
         }
 
     @staticmethod
-    def from_json(data: dict[str, object]) -> "Plan":
-        devices = data["devices"]
-        slices = data["slices"]
-        assert isinstance(devices, list) and isinstance(slices, list)
-        unserved = data.get("unserved", {})
-        assert isinstance(unserved, dict)
-        return Plan(
-            policy=str(data["policy"]),
-            devices=tuple(
-                DeviceSpec(
-                    device_id=str(d["device_id"]),
-                    kind=DeviceKind(d["kind"]),
-                    capacity=int(d["capacity"]),
-                    name=str(d.get("name", "")),
-                    memory_mb=int(d.get("memory_mb", 0)),
-                    gpu_model=str(d.get("gpu_model", "")),
-                )
-                for d in devices
-            ),
-            slices=tuple(
-                SlicePlan(
-                    slice_id=str(s["slice_id"]),
-                    slice=SliceSpec(
-                        device_id=str(s["device_id"]),
-                        size=int(s["size"]),
-                        cpus=tuple(int(c) for c in s.get("cpus", [])),
-                        mig_start=int(s.get("mig_start", -1)),
-                    ),
-                    processes=int(s.get("processes", 1)),
-                    memory_mb=float(s.get("memory_mb", 0.0)),
-                    duty_cycle_ms=float(s["duty_cycle_ms"]),
-                    utilisation=float(s["utilisation"]),
-                    assignments=tuple(
-                        ModelAssignment(
-                            model=str(a["model"]),
-                            batch=int(a["batch"]),
-                            rate_rps=float(a["rate_rps"]),
-                            share=float(a["share"]),
-                            latency_ms=float(a["latency_ms"]),
-                        )
-                        for a in s["assignments"]
-                    ),
-                )
-                for s in slices
-            ),
-            unserved={str(k): float(v) for k, v in unserved.items()},
-        )
+    def from_json(data: object) -> "Plan":
+        """The plan `to_json` wrote; InvalidArgumentError naming the first malformed field."""
+        from modelplex.core.plan_json import plan_from_json  # it builds these classes
+
+        return plan_from_json(data)

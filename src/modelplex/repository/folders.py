@@ -84,10 +84,13 @@ def _repository_root(root: Path) -> Path:
     return root
 
 
+_MAX_NAME = 200  # bytes in a model name (file systems refuse past 255 bytes)
+
+
 def _model_dir(root: Path, name: str) -> Path:
     # Names come from API calls too: refuse anything that could step outside the repository.
-    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
-        raise InvalidArgumentError(f"invalid model name {name!r}")
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith(".") or "\0" in name or len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME:
+        raise InvalidArgumentError(f"invalid model name {name[:_MAX_NAME]!r}")
     model_dir = _repository_root(root) / name
     if not model_dir.is_dir():
         raise NotFoundError(f"model {name!r} is not in the repository {root}")

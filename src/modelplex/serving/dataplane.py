@@ -24,6 +24,7 @@ from modelplex.core.model import ModelConfig
 from modelplex.core.plan import Plan
 from modelplex.dispatch.batching import NO_DEADLINE, QueuedRequest
 from modelplex.dispatch.deadlines import deadline_s
+from modelplex.planning.admit import HostShape
 from modelplex.repository.folders import load_model_config, scan_repository
 from modelplex.repository.store import UNLOADED, ModelState, Registry
 from modelplex.runtime.slices import divide
@@ -131,6 +132,11 @@ class DataPlane:
             for a in sp.assignments:
                 self.failed.pop(a.model, None)
         return applied
+
+    def host_shape(self) -> HostShape:
+        """What a posted plan may use here: the cores, the GPUs, the models and their batch bounds."""
+        batches = {name: book.config.batching.max_batch_size for name, book in self.books.items()}
+        return HostShape(len(self.cpus), self.slices.gpu_ids, batches)
 
     def plan_status(self, now: float | None = None) -> dict[str, Any]:
         """The plan being served, each slice's utilisation, each model's recent SLO attainment."""

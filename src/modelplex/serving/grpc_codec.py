@@ -1,4 +1,4 @@
-"""KServe v2 gRPC messages <-> the data plane's types (the gRPC twin of serving.http_codec)."""
+"""The data plane's answers -> KServe v2 gRPC messages (requests are decoded by serving.grpc_decode)."""
 
 from __future__ import annotations
 
@@ -6,78 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from modelplex.core.errors import InvalidArgumentError
 from modelplex.core.model import ModelConfig
-from modelplex.core.tensors import DataType, deserialize_bytes_tensor, serialize_bytes_tensor
+from modelplex.core.tensors import DataType, serialize_bytes_tensor
 from modelplex.repository.config import triton_type
 from modelplex.serving.grpc_gen import grpc_service_pb2 as pb
 from modelplex.serving.grpc_gen import model_config_pb2
 from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata
 from modelplex.serving.stats import Duration
-from modelplex.serving.types import InferInput, InferRequest, InferResponse, RequestedOutput
-
-# Which InferTensorContents field carries each datatype when raw contents are not used.
-_CONTENTS_FIELD = {
-    DataType.BOOL: "bool_contents",
-    DataType.INT8: "int_contents",
-    DataType.INT16: "int_contents",
-    DataType.INT32: "int_contents",
-    DataType.INT64: "int64_contents",
-    DataType.UINT8: "uint_contents",
-    DataType.UINT16: "uint_contents",
-    DataType.UINT32: "uint_contents",
-    DataType.UINT64: "uint64_contents",
-    DataType.FP32: "fp32_contents",
-    DataType.FP64: "fp64_contents",
-    DataType.BYTES: "bytes_contents",
-}
-
-
-
-def _param_value(p: Any) -> Any:
-    kind = p.WhichOneof("parameter_choice")
-    return getattr(p, kind) if kind else None
-
-
-def decode_infer(msg: Any) -> InferRequest:
-    """ModelInferRequest -> InferRequest (raw contents or typed contents)."""
-    params = {k: _param_value(v) for k, v in msg.parameters.items()}
-    raw = msg.raw_input_contents
-    if raw and len(raw) != len(msg.inputs):
-        raise InvalidArgumentError(f"request has {len(msg.inputs)} inputs but {len(raw)} raw_input_contents")
-    inputs: list[InferInput] = []
-    for i, t in enumerate(msg.inputs):
-        dtype = DataType.parse(t.datatype)
-        shape = tuple(int(d) for d in t.shape)
-        if any(d < 0 for d in shape):
-            raise InvalidArgumentError(f"input {t.name!r}: shape has a negative dimension")
-        count = int(np.prod(shape)) if shape else 1
-        if raw:
-            buf = raw[i]
-            if dtype is DataType.BYTES:
-                array = deserialize_bytes_tensor(buf, count)
-            else:
-                need = count * dtype.itemsize
-                if len(buf) != need:
-                    raise InvalidArgumentError(
-                        f"input {t.name!r}: raw content is {len(buf)} bytes, shape {list(shape)} of {dtype.value} needs {need}"
-                    )
-                array = np.frombuffer(buf, dtype=dtype.numpy)
-        else:
-            field = _CONTENTS_FIELD.get(dtype)
-            if field is None:
-                raise InvalidArgumentError(f"input {t.name!r}: {dtype.value} must be sent as raw_input_contents")
-            values = getattr(t.contents, field)
-            if dtype is DataType.BYTES:
-                array = np.empty(len(values), dtype=object)
-                array[:] = list(values)
-            else:
-                array = np.asarray(values, dtype=dtype.numpy)
-            if array.size != count:
-                raise InvalidArgumentError(f"input {t.name!r}: shape {list(shape)} needs {count} elements, got {array.size}")
-        inputs.append(InferInput(t.name, dtype, shape, array.reshape(shape)))
-    outputs = [RequestedOutput(o.name) for o in msg.outputs] or None
-    return InferRequest(msg.model_name, msg.model_version or None, inputs, outputs, msg.id or None, params)
+from modelplex.serving.types import InferResponse
 
 
 def encode_infer(resp: InferResponse) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import grpc
@@ -13,7 +14,6 @@ from modelplex.core.errors import InvalidArgumentError, ModelplexError
 from modelplex.serving.dataplane import DataPlane
 from modelplex.serving.errors_map import GRPC_STATUS
 from modelplex.serving.grpc_codec import (
-    decode_infer,
     encode_infer,
     model_config_pb,
     model_metadata_pb,
@@ -21,6 +21,7 @@ from modelplex.serving.grpc_codec import (
     server_metadata_pb,
     statistics_pb,
 )
+from modelplex.serving.grpc_decode import decode_infer
 from modelplex.serving.grpc_gen import grpc_service_pb2 as pb
 from modelplex.serving.grpc_gen import grpc_service_pb2_grpc as pb_grpc
 
@@ -109,6 +110,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
         async def one(msg: Any) -> None:
             try:
+                if isinstance(msg, Undecodable):
+                    raise InvalidArgumentError(f"request is not a valid ModelInferRequest: {msg.error}")
                 resp = pb.ModelStreamInferResponse(infer_response=encode_infer(await self.plane.infer(decode_infer(msg))))
             except ModelplexError as exc:
                 resp = pb.ModelStreamInferResponse(error_message=exc.message)
@@ -118,10 +121,12 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
         async def feed() -> None:
             nonlocal pending
-            async for msg in request_iterator:
-                pending += 1
-                asyncio.ensure_future(one(msg))
-            await results.put(None)
+            try:
+                async for msg in request_iterator:
+                    pending += 1
+                    asyncio.ensure_future(one(msg))
+            finally:  # whatever ends the stream, the answers of what came still go out
+                results.put_nowait(None)
 
         feeder = asyncio.ensure_future(feed())
         done_feeding = False
@@ -137,6 +142,45 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             feeder.cancel()
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """Request bytes that are no message of the method's type: the client's error, not ours
+    (grpc itself would answer UNKNOWN, or end a stream without a word)."""
+
+    error: str  # what the protobuf parser said
+
+
+def _lenient(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def go(raw: bytes) -> Any:
+        try:
+            return deserialize(raw)
+        except Exception as exc:  # DecodeError, whatever the protobuf backend calls it
+            return Undecodable(str(exc))
+
+    return go
+
+
+class _DecodeGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Unparseable requests are answered INVALID_ARGUMENT; ModelStreamInfer answers each one
+    with an error_message (it sees an Undecodable)."""
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        lenient = _lenient(handler.request_deserializer)
+        if handler.unary_unary is None:
+            return handler._replace(request_deserializer=lenient)
+        inner = handler.unary_unary
+
+        async def unary(request: Any, context: Any) -> Any:
+            if isinstance(request, Undecodable):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid {details.method} message: {request.error}")
+            return await inner(request, context)
+
+        return handler._replace(request_deserializer=lenient, unary_unary=unary)
+
+
 MAX_CONCURRENT_RPCS = 4096  # beyond this, RESOURCE_EXHAUSTED (bounds the memory of a flood)
 
 
@@ -147,9 +191,10 @@ async def start_grpc(
     """The gRPC server, bounded: concurrent RPCs and streams, the TLS/HTTP2 handshake time, idle
     connections, and keepalive pings that find clients that vanished. A call whose client
     cancels (or whose deadline passes) is cancelled here too: its request leaves the queue.
-    `interceptors` see every call first (the token check); `credentials` make it TLS."""
+    `interceptors` see every call first (the token check), then unparseable requests are
+    answered INVALID_ARGUMENT; `credentials` make it TLS."""
     server = grpc.aio.server(
-        interceptors=list(interceptors) or None,
+        interceptors=[*interceptors, _DecodeGuard()],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 2**31 - 1),

@@ -10,11 +10,12 @@ import orjson
 
 from modelplex.core.errors import InvalidArgumentError, PayloadTooLargeError
 from modelplex.core.model import ModelConfig
-from modelplex.core.tensors import DataType, deserialize_bytes_tensor, serialize_bytes_tensor
+from modelplex.core.tensors import DataType, serialize_bytes_tensor
 from modelplex.repository.encoding import to_triton_json
 from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata, TensorMetadata
+from modelplex.serving.json_data import JsonData, json_array
 from modelplex.serving.types import InferInput, InferRequest, InferResponse, RequestedOutput
-
+from modelplex.serving.validate import bytes_array, check_parameters, fixed_array, label, tensor_shape
 
 
 def decompress(body: bytes, encoding: str, limit_bytes: int) -> bytes:
@@ -27,7 +28,7 @@ def decompress(body: bytes, encoding: str, limit_bytes: int) -> bytes:
     elif encoding == "deflate":
         wbits = zlib.MAX_WBITS
     else:
-        raise InvalidArgumentError(f"unsupported Content-Encoding {encoding!r} (use gzip or deflate)")
+        raise InvalidArgumentError(f"unsupported Content-Encoding {encoding[:40]!r} (use gzip or deflate)")
     d = zlib.decompressobj(wbits)
     try:
         out = d.decompress(body, limit_bytes + 1)
@@ -37,68 +38,31 @@ def decompress(body: bytes, encoding: str, limit_bytes: int) -> bytes:
         raise PayloadTooLargeError(f"decompressed request body is larger than the limit of {limit_bytes} bytes")
     if not d.eof:
         raise InvalidArgumentError(f"request body is truncated {encoding} data")
+    if d.unused_data:
+        raise InvalidArgumentError(f"request body has {len(d.unused_data)} bytes after the end of its {encoding} data")
     return out
 
 
-def _shape(raw: Any, name: str) -> tuple[int, ...]:
-    if not isinstance(raw, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in raw):
-        raise InvalidArgumentError(f"input {name!r}: 'shape' must be a list of non-negative integers")
-    return tuple(raw)
-
-
-def _count(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
-def _json_array(data: Any, dtype: DataType, shape: tuple[int, ...], name: str) -> np.ndarray:
-    count = _count(shape)
-    if dtype is DataType.BYTES:
-        flat = np.asarray(data, dtype=object).reshape(-1)
-        items = [s.encode("utf-8") if isinstance(s, str) else s for s in flat]
-        if any(not isinstance(s, bytes) for s in items):
-            raise InvalidArgumentError(f"input {name!r}: BYTES data must be strings")
-        arr = np.empty(len(items), dtype=object)
-        arr[:] = items
-    else:
-        try:
-            arr = np.asarray(data, dtype=dtype.numpy).reshape(-1)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise InvalidArgumentError(f"input {name!r}: data is not a valid {dtype.value} array ({exc})") from None
-    if arr.size != count:
-        raise InvalidArgumentError(f"input {name!r}: shape {list(shape)} needs {count} elements, data has {arr.size}")
-    return arr.reshape(shape)
-
-
-def _binary_array(chunk: memoryview, dtype: DataType, shape: tuple[int, ...], name: str) -> np.ndarray:
-    count = _count(shape)
-    if dtype is DataType.BYTES:
-        return deserialize_bytes_tensor(chunk, count).reshape(shape)
-    need = count * dtype.itemsize
-    if len(chunk) != need:
-        raise InvalidArgumentError(
-            f"input {name!r}: binary_data_size is {len(chunk)} bytes, shape {list(shape)} of {dtype.value} needs {need}"
-        )
-    return np.frombuffer(chunk, dtype=dtype.numpy).reshape(shape)
+def _header_length(header_length: str | None, body_len: int) -> int:
+    """The JSON part's length: the Inference-Header-Content-Length header, else the whole body."""
+    if header_length is None:
+        return body_len
+    text = header_length.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise InvalidArgumentError(f"Inference-Header-Content-Length {header_length[:40]!r} is not a non-negative integer")
+    json_len = int(text)
+    if json_len > body_len:
+        raise InvalidArgumentError(f"Inference-Header-Content-Length is {json_len} but the body has only {body_len} bytes")
+    return json_len
 
 
 def decode_request(model: str, version: str | None, body: bytes, header_length: str | None) -> InferRequest:
-    """Parse an infer body; `header_length` is the Inference-Header-Content-Length header."""
-    if header_length is not None:
-        try:
-            json_len = int(header_length)
-        except ValueError:
-            raise InvalidArgumentError(f"Inference-Header-Content-Length {header_length!r} is not an integer") from None
-        if json_len < 0 or json_len > len(body):
-            raise InvalidArgumentError(
-                f"Inference-Header-Content-Length is {json_len} but the body has only {len(body)} bytes"
-            )
-    else:
-        json_len = len(body)
+    """Parse an infer body; `header_length` is the Inference-Header-Content-Length header.
+    Every rule of serving.validate is checked here, before any tensor is built."""
+    json_len = _header_length(header_length, len(body))
+    head = body[:json_len]
     try:
-        doc = orjson.loads(body[:json_len])
+        doc = orjson.loads(head)
     except orjson.JSONDecodeError as exc:
         raise InvalidArgumentError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -109,13 +73,17 @@ def decode_request(model: str, version: str | None, body: bytes, header_length: 
     params = doc.get("parameters") or {}
     if not isinstance(params, dict):
         raise InvalidArgumentError("'parameters' must be an object")
-    inputs = _decode_inputs(raw_inputs, memoryview(body)[json_len:])
-    outputs = _decode_outputs(doc.get("outputs"))
+    check_parameters(params)
     req_id = doc.get("id")
-    return InferRequest(model, version, inputs, outputs, None if req_id is None else str(req_id), params)
+    if req_id is not None and not isinstance(req_id, str):
+        raise InvalidArgumentError("'id' must be a string")
+    json_data = JsonData(json_len, b"true" in head or b"false" in head)
+    inputs = _decode_inputs(raw_inputs, memoryview(body)[json_len:], json_data)
+    outputs = _decode_outputs(doc.get("outputs"))
+    return InferRequest(model, version, inputs, outputs, req_id, params)
 
 
-def _decode_inputs(raw_inputs: list[Any], binary: memoryview) -> list[InferInput]:
+def _decode_inputs(raw_inputs: list[Any], binary: memoryview, json_data: JsonData) -> list[InferInput]:
     """The request's inputs: JSON `data`, or the binary extension's bytes after the JSON header."""
     pos = 0
     inputs: list[InferInput] = []
@@ -124,28 +92,42 @@ def _decode_inputs(raw_inputs: list[Any], binary: memoryview) -> list[InferInput
             raise InvalidArgumentError("each input needs a 'name'")
         name = raw["name"]
         if not isinstance(raw.get("datatype"), str):
-            raise InvalidArgumentError(f"input {name!r} needs a 'datatype'")
-        dtype = DataType.parse(raw["datatype"])
-        shape = _shape(raw.get("shape"), name)
+            raise InvalidArgumentError(f"input {label(name)} needs a 'datatype'")
+        dtype = _datatype(name, raw["datatype"])
+        shape, count = tensor_shape(name, raw.get("shape"))
         iparams = raw.get("parameters") or {}
-        size = iparams.get("binary_data_size") if isinstance(iparams, dict) else None
+        if not isinstance(iparams, dict):
+            raise InvalidArgumentError(f"input {label(name)}: 'parameters' must be an object")
+        check_parameters(iparams, f"input {label(name)}")
+        size = iparams.get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise InvalidArgumentError(f"input {name!r}: binary_data_size must be a non-negative integer")
+                raise InvalidArgumentError(f"input {label(name)}: binary_data_size must be a non-negative integer")
             if pos + size > len(binary):
                 raise InvalidArgumentError(
-                    f"input {name!r}: binary data is truncated ({len(binary) - pos} bytes left, binary_data_size {size})"
+                    f"input {label(name)}: binary data is truncated ({len(binary) - pos} bytes left, binary_data_size {size})"
                 )
-            array = _binary_array(binary[pos : pos + size], dtype, shape, name)
+            chunk = binary[pos : pos + size]
             pos += size
+            if dtype is DataType.BYTES:
+                array = bytes_array(name, shape, count, chunk)
+            else:
+                array = fixed_array(name, dtype, shape, count, chunk, "binary_data_size")
         elif "data" in raw:
-            array = _json_array(raw["data"], dtype, shape, name)
+            array = json_array(raw["data"], dtype, shape, count, name, json_data)
         else:
-            raise InvalidArgumentError(f"input {name!r} has neither 'data' nor binary_data_size")
+            raise InvalidArgumentError(f"input {label(name)} has neither 'data' nor binary_data_size")
         inputs.append(InferInput(name, dtype, shape, array))
     if pos != len(binary):
         raise InvalidArgumentError(f"request has {len(binary) - pos} bytes of binary data that no input claims")
     return inputs
+
+
+def _datatype(name: str, raw: str) -> DataType:
+    try:
+        return DataType.parse(raw)
+    except InvalidArgumentError:
+        raise InvalidArgumentError(f"input {label(name)}: unknown datatype {label(raw)}") from None
 
 
 def _decode_outputs(raw_outputs: Any) -> list[RequestedOutput] | None:
@@ -158,8 +140,12 @@ def _decode_outputs(raw_outputs: Any) -> list[RequestedOutput] | None:
         if not isinstance(o, dict) or not isinstance(o.get("name"), str):
             raise InvalidArgumentError("each requested output needs a 'name'")
         oparams = o.get("parameters") or {}
-        bin_flag = oparams.get("binary_data") if isinstance(oparams, dict) else None
-        outputs.append(RequestedOutput(o["name"], None if bin_flag is None else bool(bin_flag)))
+        if not isinstance(oparams, dict):
+            raise InvalidArgumentError(f"output {label(o['name'])}: 'parameters' must be an object")
+        bin_flag = oparams.get("binary_data")
+        if bin_flag is not None and not isinstance(bin_flag, bool):
+            raise InvalidArgumentError(f"output {label(o['name'])}: binary_data must be a boolean, got {bin_flag!r}")
+        outputs.append(RequestedOutput(o["name"], bin_flag))
     return outputs
 
 

@@ -18,6 +18,7 @@ from modelplex.core.errors import InvalidArgumentError, ModelplexError, PayloadT
 from modelplex.serving.http_protocol import CLIENT_KEY
 from modelplex.serving.limits import ClientLink
 from modelplex.core.plan import Plan
+from modelplex.planning.admit import admit_problems
 from modelplex.serving.dataplane import DataPlane
 from modelplex.serving.decode_pool import DecodePool
 from modelplex.serving.errors_map import HTTP_STATUS
@@ -31,6 +32,7 @@ from modelplex.serving.http_codec import (
 )
 
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
+_PLAN_PROBLEMS_SHOWN = 5  # a refused plan's answer names this many problems
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -208,9 +210,14 @@ class _Api:
 
     async def plan_apply(self, request: Request) -> Response:
         try:
-            new_plan = Plan.from_json(orjson.loads(await request.body()))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AssertionError) as exc:
-            raise InvalidArgumentError(f"body is not a plan (the JSON that `modelplex plan` writes): {exc!r}") from None
+            doc = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise InvalidArgumentError(f"body is not a plan (the JSON that `modelplex plan` writes): {exc}") from None
+        new_plan = Plan.from_json(doc)
+        problems = admit_problems(new_plan, self.plane.host_shape())
+        if problems:
+            more = f" (and {len(problems) - _PLAN_PROBLEMS_SHOWN} more)" if len(problems) > _PLAN_PROBLEMS_SHOWN else ""
+            raise InvalidArgumentError("plan refused: " + "; ".join(problems[:_PLAN_PROBLEMS_SHOWN]) + more)
         applied = await self.plane.apply_plan(new_plan)
         return _json({"applied": True, "switch_s": round(applied.switch_s, 4), "slices": len(new_plan.slices),
                       "started": applied.started, "kept": applied.kept, "drained": applied.drained})

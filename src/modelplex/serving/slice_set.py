@@ -48,11 +48,13 @@ class SliceSet:
 
     def __init__(
         self, executor: Executor, clock: Clock, cpus: Sequence[int], gpus: bool = False, service: ServiceModel | None = None,
+        gpu_ids: Sequence[str] = (),
     ) -> None:
         self.executor = executor  # runs the workers
         self.clock = clock  # time source
         self.cpus = list(cpus)  # the host cores slices are cut from
         self.gpus = gpus  # GPU shares may be planned (an MPS daemon runs)
+        self.gpu_ids = tuple(gpu_ids) if gpus else ()  # the GPU devices plans may name ("gpu0", ...)
         self.service = service  # profiles for latency priors of planned slices (None: learn)
         self.runners: dict[str, SliceRunner] = {}  # slice id -> runner, in service
         self.routes: dict[str, Router[Pending]] = {}  # model -> its router
