@@ -63,11 +63,12 @@ def write_repository(root: Path, spec: ModelSpec) -> Path:
     return repo
 
 
-def start(root: Path, spec: ModelSpec, cpus: str) -> RunningServer:
-    """`python -m modelplex.cli serve` on a fresh repository and state folder under `root`."""
+def start(root: Path, spec: ModelSpec, cpus: str, max_wait_s: float) -> RunningServer:
+    """`python -m modelplex.cli serve` on a fresh repository and state folder under `root`; a
+    request without a deadline waits at most `max_wait_s` (the bound it is judged by)."""
     root.mkdir(parents=True, exist_ok=True)
     repo = write_repository(root, spec)
-    srv = start_server(repo, root / "state", ["--cpus", cpus, "--grpc-port", "0"])
+    srv = start_server(repo, root / "state", ["--cpus", cpus, "--grpc-port", "0", "--max-wait-s", f"{max_wait_s:g}"])
     wait_ready(srv)
     log.info("server pid %d on port %d", srv.proc.pid, srv.http_port)
     return srv

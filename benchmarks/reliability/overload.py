@@ -147,7 +147,7 @@ def print_report(rows: list[dict[str, Any]]) -> None:  # JSON-shaped rows
 
 async def run_all(root: Path, spec: ModelSpec, args: argparse.Namespace) -> tuple[dict[str, float], list[dict[str, object]]]:
     """Capacity on one server, then each variant on a fresh one (a variant cannot spoil the next)."""
-    srv = common.start(root / "capacity", spec, args.cpus)
+    srv = common.start(root / "capacity", spec, args.cpus, args.bound_ms / 1e3)
     try:
         cap = await measure_capacity(srv, spec, args)
     finally:
@@ -155,7 +155,7 @@ async def run_all(root: Path, spec: ModelSpec, args: argparse.Namespace) -> tupl
     rows = []
     for i, (model, retry) in enumerate(VARIANTS):
         log.info("overload: %s, retrying clients: %s", model, retry)
-        srv = common.start(root / f"variant{i}", spec, args.cpus)
+        srv = common.start(root / f"variant{i}", spec, args.cpus, args.bound_ms / 1e3)
         try:
             await capacity(srv.http_port, common.capacity_kinds(srv, spec), 2, 1.0, warmup_s=0.0)  # warm up
             rows.append(await run_variant(srv, spec, args, cap, model, retry))

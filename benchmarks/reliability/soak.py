@@ -126,7 +126,7 @@ def main() -> int:
     args = parse_args()
     spec = ModelSpec(args.layers, args.size, args.slo_ms)
     with tempfile.TemporaryDirectory(prefix="mp-soak-") as tmp:
-        srv = common.start(Path(tmp), spec, args.cpus)
+        srv = common.start(Path(tmp), spec, args.cpus, args.bound_ms / 1e3)
         try:
             doc = asyncio.run(soak(srv, spec, args))
         finally:

@@ -65,7 +65,7 @@ def fault_window(scenario: str) -> float:
 
 async def run_scenario(root: Path, spec: ModelSpec, args: argparse.Namespace, rates: dict[str, float],
                        scenario: str, target: str) -> tuple[Records, Table, dict[str, object]]:
-    srv = common.start(root, spec, args.cpus)
+    srv = common.start(root, spec, args.cpus, args.bound_ms / 1e3)
     try:
         kinds = common.standard_kinds(srv, spec, args.timeout_ms, args.bound_ms)
         stall = fault_window(scenario)
@@ -146,7 +146,7 @@ async def measure_rates(root: Path, spec: ModelSpec, args: argparse.Namespace) -
     if args.rates:
         rates = {k: float(v) for k, v in (p.split("=") for p in args.rates.split(","))}
         return rates, {}
-    srv = common.start(root, spec, args.cpus)
+    srv = common.start(root, spec, args.cpus, args.bound_ms / 1e3)
     try:
         caps = await capacity(srv.http_port, common.capacity_kinds(srv, spec), 16, 3.0 if args.quick else 6.0)
     finally:
