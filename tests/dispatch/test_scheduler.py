@@ -133,3 +133,20 @@ def test_router_prefers_accepting_slices() -> None:
     a.refuse("slice a is stopping")
     r: Router[int] = Router("m", [(a, 0.5), (b, 0.5)])
     assert all(r.route(req(0.0), 0.0).slice is b for _ in range(4))
+
+
+@pytest.mark.parametrize(
+    ("running", "deadline", "refuses"),
+    [
+        (False, 0.005, False),  # idle: the admission (and a probe) decide, not the early check
+        (True, 0.005, True),  # a 10 ms batch runs: a 5 ms deadline is out of reach
+        (True, 0.050, False),  # ... a 50 ms one is not
+    ],
+)
+def test_a_busy_slice_refuses_before_decoding(running: bool, deadline: float, refuses: bool) -> None:
+    s: SliceScheduler[int] = SliceScheduler("s", [lane("m", batch=1, per_row_s=0.010)])
+    r: Router[int] = Router("m", [(s, 1.0)])
+    if running:
+        assert s.submit("m", req(0.0), 0.0).admitted
+        assert s.schedule(0.0) is not None
+    assert r.refuses_busy(1, deadline, 0.0) is refuses

@@ -96,7 +96,7 @@ def test_a_request_without_deadline_gets_the_longest_wait(repo: Path) -> None:
 
     result, when = run_plane(repo, hang_first(), body, Limits(max_wait_s=3.0))  # type: ignore[misc]
     assert isinstance(result, UnavailableError) and "longest wait of 3 s" in result.message
-    assert when == pytest.approx(3.0, abs=1e-6)
+    assert when == pytest.approx(2.998, abs=1e-6)  # the longest wait less the answer margin
 
 
 def test_a_request_on_a_hung_slice_is_retried_on_the_other_slice(repo: Path) -> None:

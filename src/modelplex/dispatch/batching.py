@@ -125,6 +125,11 @@ class BatchQueue(Generic[P]):
             self._latest_deadline = request.deadline_s
         return ADMITTED
 
+    def refuses_busy(self, rows: int, deadline_s: float, now: float) -> bool:
+        """A request of `rows` would be refused for its deadline because of the work ahead of
+        it (batches are running, so no probe applies): cheap to ask before decoding it."""
+        return bool(self._busy_until) and self.predict_finish(rows, deadline_s, now) > deadline_s
+
     def next_batch(self, now: float) -> Batch[P] | None:
         """Called when an instance is free. None = nothing to do yet (see wake_at)."""
         self.estimator.age(now)

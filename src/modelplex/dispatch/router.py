@@ -58,6 +58,11 @@ class Router(Generic[P]):
             return Routed(ADMITTED, self.slices[first])  # every slice said late: re-measure one
         return Routed(admission, None)
 
+    def refuses_busy(self, rows: int, deadline_s: float, now: float) -> bool:
+        """Every slice would refuse a request of `rows` with this deadline for the work queued
+        ahead of it (asked before decoding a request: a refusal that costs little)."""
+        return all(s.refuses_busy(self.model, rows, deadline_s, now) for s in self.slices)
+
     def _finish(self, i: int, rows: int, now: float) -> float:
         return self.slices[i].predicted_finish_s(self.model, rows, now)
 

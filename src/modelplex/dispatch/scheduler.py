@@ -140,6 +140,11 @@ class SliceScheduler(Generic[P]):
         wakes = [w for q in self._queues if len(q) and (w := q.wake_at(now)) is not None]
         return max(min(wakes), now + MIN_WAKE_S) if wakes else None
 
+    def refuses_busy(self, model: str, rows: int, deadline_s: float, now: float) -> bool:
+        """Would refuse such a request now for the work ahead (see BatchQueue.refuses_busy); a
+        slice refusing everything says no here (its own refusal names the reason)."""
+        return self._refusal is None and self.queue(model).refuses_busy(rows, deadline_s, now)
+
     def predicted_finish_s(self, model: str, rows: int, now: float) -> float:
         """When a request of `rows` without a deadline would finish here (for routing)."""
         own = self.queue(model)

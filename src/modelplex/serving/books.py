@@ -14,6 +14,7 @@ from modelplex.control.attainment import AttainmentWindow
 from modelplex.core.errors import DeadlineError, ModelplexError, UnavailableError
 from modelplex.core.model import ModelConfig
 from modelplex.dispatch.batching import QueuedRequest
+from modelplex.dispatch.deadlines import ANSWER_MARGIN_S
 from modelplex.serving.stats import BatchTimes, Metrics, ModelStats
 from modelplex.serving.types import InferOutput, InferRequest, InferResponse
 
@@ -67,7 +68,7 @@ class ModelBook:
         model = self.config.model.name
         if req.payload.own_deadline:
             return DeadlineError(f"model {model}: the deadline {what}")
-        wait_s = req.deadline_s - req.arrival_s
+        wait_s = round(req.deadline_s + ANSWER_MARGIN_S - req.arrival_s, 3)
         return UnavailableError(f"model {model}: the server's longest wait of {wait_s:g} s (--max-wait-s) {what}")
 
     def fail(self, req: Queued, exc: ModelplexError, now: float) -> None:

@@ -8,33 +8,24 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from modelplex import __version__
 from modelplex.core.devices import SliceSpec
-from modelplex.core.errors import (
-    DeadlineError,
-    InvalidArgumentError,
-    ModelplexError,
-    NotFoundError,
-    UnavailableError,
-    WorkerLostError,
-)
+from modelplex.core.errors import InvalidArgumentError, ModelplexError, NotFoundError, UnavailableError
 from modelplex.core.model import ModelConfig
 from modelplex.core.plan import Plan
-from modelplex.dispatch.batching import NO_DEADLINE, QueuedRequest
-from modelplex.dispatch.deadlines import deadline_s
 from modelplex.planning.admit import HostShape
 from modelplex.repository.folders import load_model_config, scan_repository
 from modelplex.repository.store import UNLOADED, ModelState, Registry
 from modelplex.runtime.slices import divide
-from modelplex.serving.books import ModelBook, Pending, Queued
-from modelplex.serving.limits import ClientLink, Limits, QueueMemory, request_nbytes
+from modelplex.serving.books import ModelBook
+from modelplex.serving.limits import ClientLink, Limits
+from modelplex.serving.requests import ArrivalObserver, RequestPath
 from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata, metadata_of
 from modelplex.serving.slice_set import PlanApplied, SliceSet
 from modelplex.serving.stats import Metrics, ModelStats
 from modelplex.serving.types import InferRequest, InferResponse
-from modelplex.serving.validate import validate_request
 
 if TYPE_CHECKING:
     from modelplex.serving.modelless import ModelLess
@@ -67,8 +58,7 @@ class DataPlane:
         self.cpus = slices.cpus  # cores of this server
         self.registry = registry  # registered models, tasks and variants (None: no persistence)
         self.arrivals = arrivals  # told of every arrival (the re-planning controller), if any
-        self.limits = limits  # longest wait, queue bytes
-        self.queue_memory = QueueMemory(limits)  # bytes of requests held now
+        self.requests = RequestPath(slices, limits, arrivals)  # admission, queueing, answers by the deadline
         self.metrics = Metrics()
         self.books: dict[str, ModelBook] = {}  # name -> the served (latest) version's config and stats
         self.failed: dict[str, str] = {}  # name -> why it could not be loaded
@@ -219,81 +209,20 @@ class DataPlane:
             raise NotFoundError(f"unknown task {task!r}: no tasks are registered (modelplex register)")
         return await self.modelless.infer(request, task=task)
 
+    def refuse_early(self, model: str, json_part: bytes | memoryview) -> None:
+        """Refuse a request of a busy repository model before decoding it, when its deadline is
+        its model's (no `timeout` in its JSON) and no slice could meet it even for one row:
+        under a flood of retries, a refusal then costs little more than the HTTP exchange."""
+        book = self.books.get(model)
+        if book is None or b'"timeout"' in json_part:
+            return
+        if self.modelless is not None and model not in self.repository_names:
+            return  # a variant or registered model: model-less selection decides
+        self.requests.refuse_if_busy(book)
+
     async def run_request(self, request: InferRequest, client: ClientLink | None = None) -> InferResponse:
-        """Queue a request for a served model and wait for its answer: by its deadline (or the
-        server's longest wait) at the latest; once more on another slice if its worker was lost
-        while it ran and the deadline allows."""
-        book = self.get(request.model, request.version)
-        rows = validate_request(book.config, request)
-        now = self.clock.now()
-        deadline = deadline_s(request.parameters, book.config.batching.slo_ms, now)
-        own = deadline != NO_DEADLINE  # else the longest wait bounds it, in admission too
-        deadline = deadline if own else now + self.limits.max_wait_s
-        if self.arrivals is not None:
-            self.arrivals.observe(request.model, now)
-        nbytes = request_nbytes(request)
-        self.queue_memory.reserve(request.model, nbytes)
-        try:
-            try:
-                return await self._queue(book, request, rows, deadline, own, client)
-            except WorkerLostError:
-                if not self._retry_allowed(request.model, deadline):
-                    raise
-                log.info("model %s: retrying a request whose worker was lost", request.model)
-                return await self._queue(book, request, rows, deadline, own, client)
-        finally:
-            self.queue_memory.release(request.model, nbytes)
-
-    async def _queue(
-        self, book: ModelBook, request: InferRequest, rows: int, deadline: float, own: bool, client: ClientLink | None
-    ) -> InferResponse:
-        """Route one request to a slice of its model and wait for the answer (`own`: the deadline
-        is the request's or its model's SLO, not the server's longest wait)."""
-        now = self.clock.now()
-        future: asyncio.Future[InferResponse] = asyncio.get_running_loop().create_future()
-        queued = QueuedRequest(now, deadline, rows, Pending(request, future, now, own))
-        route = self.slices.routes.get(request.model)
-        if route is None:
-            raise UnavailableError(f"model {request.model} is not placed by the current plan")
-        routed = route.route(queued, now)
-        if routed.slice is None:
-            admission = routed.admission
-            book.rejected(deadline=admission.deadline and own, now=now)
-            if admission.deadline and not own:
-                raise UnavailableError(f"model {request.model}: its queue would take longer than the server's longest "
-                                       f"wait of {self.limits.max_wait_s:g} s (--max-wait-s); try again later")
-            message = f"model {request.model}: {admission.reason}"
-            raise DeadlineError(message) if admission.deadline else UnavailableError(message)
-        self.slices.runner_of(routed.slice).pump()
-        timer = self.clock.call_at(deadline, lambda: self._time_out(book, queued))
-        if client is not None:
-            client.watch(lambda: self._abandon(queued))
-        try:
-            return await future
-        except asyncio.CancelledError:  # the frontend gave up on it (client gone): never run it
-            queued.cancelled = True
-            raise
-        finally:
-            timer.cancel()
-            if client is not None:
-                client.watch(None)
-
-    def _time_out(self, book: ModelBook, queued: Queued) -> None:
-        """A request's deadline (or the longest wait) has come: answer it now, whatever holds it."""
-        queued.cancelled = True
-        book.fail(queued, book.late(queued, "passed before the answer was ready"), self.clock.now())
-
-    @staticmethod
-    def _abandon(queued: Queued) -> None:
-        """The client left: drop the request from its queue and stop waiting for it."""
-        queued.cancelled = True
-        if not queued.payload.future.done():
-            queued.payload.future.cancel()
-
-    def _retry_allowed(self, model: str, deadline: float) -> bool:
-        """Another slice of the model is up, and the deadline has not passed."""
-        route = self.slices.routes.get(model)
-        return route is not None and self.clock.now() < deadline and any(s.accepting for s in route.slices)
+        """Queue a request for a served model and wait for its answer (see RequestPath.run)."""
+        return await self.requests.run(self.get(request.model, request.version), request, client)
 
     # ---- metadata ------------------------------------------------------------------------
     def server_metadata(self) -> ServerMetadata:
@@ -395,9 +324,3 @@ class DataPlane:
         if self.unloaded:
             log.info("not loading %s: unloaded over the API (a load call brings it back)", ", ".join(sorted(self.unloaded)))
         return [c for c in configs if c.model.name not in self.unloaded]
-
-
-class ArrivalObserver(Protocol):
-    """Told of every request that arrives (the re-planning controller)."""
-
-    def observe(self, model: str, now: float, count: int = 1) -> None: ...

@@ -19,7 +19,8 @@ from modelplex.serving.types import InferRequest
 log = logging.getLogger(__name__)
 
 MiB = 2**20
-TRIM_AFTER_BYTES = 32 * MiB  # a queue that held this much gives its memory back once empty
+TRIM_AFTER_BYTES = 32 * MiB  # queues that held this much, or this many requests, give their
+TRIM_AFTER_REQUESTS = 256  # memory back once empty (connections and buffers of a burst included)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class QueueMemory:
         self.total = 0  # bytes held now
         self._by_model: dict[str, int] = {}
         self._peak = 0  # most bytes held since the queues were last empty
+        self._held = 0  # requests held now
+        self._peak_held = 0  # most requests held since the queues were last empty
 
     def reserve(self, model: str, nbytes: int) -> None:
         held = self._by_model.get(model, 0)
@@ -73,13 +76,16 @@ class QueueMemory:
             )
         self._by_model[model] = held + nbytes
         self.total += nbytes
+        self._held += 1
         self._peak = max(self._peak, self.total)
+        self._peak_held = max(self._peak_held, self._held)
 
     def release(self, model: str, nbytes: int) -> None:
         self._by_model[model] = self._by_model.get(model, 0) - nbytes
         self.total -= nbytes
-        if self.total == 0 and self._peak > TRIM_AFTER_BYTES:
-            self._peak = 0
+        self._held -= 1
+        if self._held == 0 and (self._peak > TRIM_AFTER_BYTES or self._peak_held >= TRIM_AFTER_REQUESTS):
+            self._peak = self._peak_held = 0
             _trim_heap()
 
     def held(self, model: str) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import math
+
 import numpy as np
 
 from modelplex.core.errors import InvalidArgumentError
@@ -44,7 +46,7 @@ def tensor_shape(name: str, dims: object) -> tuple[tuple[int, ...], int]:
         if extent > MAX_ELEMENTS:
             raise InvalidArgumentError(f"{where}: shape declares more than {MAX_ELEMENTS} elements")
     shape = tuple(int(d) for d in dims)
-    return shape, int(np.prod(shape, dtype=np.int64)) if shape else 1
+    return shape, math.prod(shape)
 
 
 def fixed_array(name: str, dtype: DataType, shape: tuple[int, ...], count: int, buf: bytes | memoryview, what: str) -> np.ndarray:
