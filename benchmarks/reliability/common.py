@@ -7,6 +7,7 @@ The load generator lives in openloop.py, the statistics in analysis.py.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -52,6 +53,22 @@ class ModelSpec:
     def input(self) -> np.ndarray:
         return np.random.default_rng(0).standard_normal((1, 1, self.size, self.size)).astype(np.float32)
 
+
+
+def add_load_args(ap: argparse.ArgumentParser, max_outstanding: int, timeouts: bool = True) -> None:
+    """The flags every reliability script shares: deadlines, the model, the server's cores and
+    the client's bounds (`timeouts`: a share of plain's requests carry a `timeout`)."""
+    ap.add_argument("--slo-ms", type=float, default=50.0, help="slo_ms of the slo model")
+    if timeouts:
+        ap.add_argument("--timeout-ms", type=float, default=50.0, help="`timeout` sent with a share of plain's requests")
+        ap.add_argument("--timeout-share", type=float, default=0.5, help="share of plain's requests with a timeout")
+    ap.add_argument("--bound-ms", type=float, default=1000.0,
+                    help="'good' bound for requests without a deadline (the server's --max-wait-s)")
+    ap.add_argument("--layers", type=int, default=8, help="CNN depth")
+    ap.add_argument("--size", type=int, default=96, help="CNN input side")
+    ap.add_argument("--cpus", default="0-1", help="server cores")
+    ap.add_argument("--max-outstanding", type=int, default=max_outstanding, help="client bound on requests in flight")
+    ap.add_argument("--client-timeout", type=float, default=60.0, help="seconds before a request counts unanswered")
 
 def write_repository(root: Path, spec: ModelSpec) -> Path:
     """Two copies of the CNN: `slo` (config.yaml sets slo_ms) and `plain` (no SLO)."""

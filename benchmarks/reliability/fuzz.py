@@ -37,6 +37,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import fuzz_cases as fc  # noqa: E402
+import fuzz_hostile  # noqa: E402
 from fuzz_cases import GrpcCase, HttpCase  # noqa: E402
 from modelplex.serving.grpc_gen import grpc_service_pb2 as pb  # noqa: E402
 
@@ -278,9 +279,9 @@ def fuzz(http_n: int, grpc_n: int, seed_value: int, workers: int = 4) -> dict[st
             t0 = time.monotonic()
             http_tally, grpc_tally = Tally(), Tally()
             run_pool([HttpSender(http_port, http_tally) for _ in range(workers)], http_tally,
-                     lambda put: _send_all(fc.hostile_http(), fc.http_cases(), http_n, seed_value, put))
+                     lambda put: _send_all(fuzz_hostile.hostile_http(), fc.http_cases(), http_n, seed_value, put))
             run_pool([GrpcSender(channel, grpc_tally) for _ in range(workers)], grpc_tally,
-                     lambda put: _send_all(fc.hostile_grpc(), fc.grpc_cases(), grpc_n, seed_value, put))
+                     lambda put: _send_all(fuzz_hostile.hostile_grpc(), fc.grpc_cases(), grpc_n, seed_value, put))
             duration = time.monotonic() - t0
             alive = proc.poll() is None
             try:

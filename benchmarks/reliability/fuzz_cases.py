@@ -1,6 +1,6 @@
 """What fuzz.py sends: the model repository it serves, hypothesis strategies for malformed
 KServe v2 HTTP and gRPC requests (each a valid request with one to three things broken, or junk),
-and a list of hand-written hostile cases. Cases are plain data; fuzz.py sends them."""
+(fuzz_hostile.py holds the hand-written hostile cases). Cases are plain data; fuzz.py sends them."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import gzip
 import json
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 from hypothesis import strategies as st
 
+from fuzz_models import MODELS, build_repository, raw_tensor, valid_arrays, valid_json
+
 from modelplex.serving.grpc_gen import grpc_service_pb2 as pb
+
+__all__ = ["MODELS", "build_repository", "valid_arrays", "valid_json"]  # fuzz.py reads them here too
 
 GRPC_SERVICE = "/inference.GRPCInferenceService/"
 
@@ -38,66 +40,6 @@ class GrpcCase:
     family: str
     method: str  # e.g. "ModelInfer"
     payloads: tuple[bytes, ...]
-
-
-# ---- the repository ------------------------------------------------------------------------
-# model -> inputs (name, datatype, dims after the batch axis); every output echoes an input
-MODELS: dict[str, list[tuple[str, str, list[int]]]] = {
-    "fp32": [("x", "FP32", [4])],
-    "ints": [("i8", "INT8", [2]), ("u8", "UINT8", [2]), ("i32", "INT32", [2]), ("i64", "INT64", [2]),
-             ("u64", "UINT64", [2]), ("b", "BOOL", [2]), ("f16", "FP16", [2])],
-    "text": [("text", "BYTES", [2])],
-}
-_ONNX_TYPE = {"FP32": 1, "UINT8": 2, "INT8": 3, "INT32": 6, "INT64": 7, "BYTES": 8, "BOOL": 9, "FP16": 10, "UINT64": 13}
-_NP = {"FP32": np.float32, "UINT8": np.uint8, "INT8": np.int8, "INT32": np.int32, "INT64": np.int64, "BOOL": np.bool_,
-       "FP16": np.float16, "UINT64": np.uint64}
-
-
-def build_repository(root: Path) -> Path:
-    """One folder per model of MODELS: identity graphs with a batch axis, max_batch_size 8."""
-    import onnx
-    from onnx import helper
-
-    for model, inputs in MODELS.items():
-        ins = [helper.make_tensor_value_info(n, _ONNX_TYPE[t], ["batch", *d]) for n, t, d in inputs]
-        outs = [helper.make_tensor_value_info(f"{n}_out", _ONNX_TYPE[t], ["batch", *d]) for n, t, d in inputs]
-        nodes = [helper.make_node("Identity", [n], [f"{n}_out"]) for n, _, _ in inputs]
-        onnx_model = helper.make_model(helper.make_graph(nodes, model, ins, outs), opset_imports=[helper.make_opsetid("", 17)])
-        onnx_model.ir_version = 8
-        onnx.checker.check_model(onnx_model)
-        folder = root / model / "1"
-        folder.mkdir(parents=True, exist_ok=True)
-        onnx.save(onnx_model, str(folder / "model.onnx"))
-        (root / model / "config.yaml").write_text("max_batch_size: 8\n")
-    return root
-
-
-def valid_arrays(model: str, rows: int = 2) -> dict[str, np.ndarray]:
-    """A valid request's inputs for `model` (what a valid-afterwards check sends)."""
-    out: dict[str, np.ndarray] = {}
-    for name, dtype, dims in MODELS[model]:
-        shape = (rows, *dims)
-        if dtype == "BYTES":
-            out[name] = np.array([f"r{i}" for i in range(int(np.prod(shape)))], dtype=object).reshape(shape)
-        else:
-            out[name] = (np.arange(int(np.prod(shape))) % 2).astype(_NP[dtype]).reshape(shape)
-    return out
-
-
-def _json_input(name: str, dtype: str, arr: np.ndarray) -> dict[str, Any]:
-    data = [str(v) for v in arr.reshape(-1)] if dtype == "BYTES" else arr.reshape(-1).tolist()
-    return {"name": name, "datatype": dtype, "shape": list(arr.shape), "data": data}
-
-
-def valid_json(model: str, rows: int = 2) -> dict[str, Any]:
-    arrays = valid_arrays(model, rows)
-    return {"inputs": [_json_input(n, t, arrays[n]) for n, t, _ in MODELS[model]]}
-
-
-def raw_tensor(dtype: str, arr: np.ndarray) -> bytes:
-    if dtype == "BYTES":
-        return b"".join(len(b).to_bytes(4, "little") + b for b in (str(v).encode() for v in arr.reshape(-1)))
-    return np.ascontiguousarray(arr).tobytes()
 
 
 # ---- building blocks ----------------------------------------------------------------------
@@ -125,7 +67,7 @@ PARAMS = st.dictionaries(
 ODD_NAMES = st.one_of(st.text(max_size=12), st.sampled_from(["..", ".", "%00", "a/b", "x" * 300, "nope", "%2e%2e", "\u00e9", "a b"]))
 
 
-def _dump(doc: Any) -> bytes:
+def dump(doc: Any) -> bytes:
     """JSON as a careless client writes it: big ints and NaN/Infinity included."""
     return json.dumps(doc, allow_nan=True).encode("utf-8", "surrogatepass")
 
@@ -191,7 +133,7 @@ def infer_json(draw: Any) -> HttpCase:
     doc = valid_json(model if model in MODELS else "fp32", draw(st.integers(0, 10)))
     for _ in range(draw(st.integers(1, 3))):
         draw(st.sampled_from(MUTATIONS))(draw, doc)
-    return HttpCase("infer-json", "POST", f"/v2/models/{model}/infer", (("Content-Type", "application/json"),), _dump(doc))
+    return HttpCase("infer-json", "POST", f"/v2/models/{model}/infer", (("Content-Type", "application/json"),), dump(doc))
 
 
 @st.composite
@@ -213,7 +155,7 @@ def infer_binary(draw: Any) -> HttpCase:
         blobs.append(blob)
     if draw(st.booleans()):
         header["parameters"] = draw(PARAMS)
-    head = _dump(header)
+    head = dump(header)
     body = head + b"".join(blobs) + draw(st.binary(max_size=4))
     hlen = draw(st.one_of(st.just(str(len(head))), st.integers(-3, len(body) + 5).map(str), st.sampled_from(
         ["", " 12", "1_0", "0x10", "1e3", "99999999999999999999999", "-0", "\u0661\u0662", "12, 12", "nan"])))
@@ -221,17 +163,17 @@ def infer_binary(draw: Any) -> HttpCase:
     return HttpCase("infer-binary", "POST", f"/v2/models/{model}/infer", headers, body)
 
 
-_BOMB = gzip.compress(b"\0" * (5 * 2**20))  # inflates past a 4 MB body limit
+BOMB = gzip.compress(b"\0" * (5 * 2**20))  # inflates past a 4 MB body limit
 
 
 @st.composite
 def encoded(draw: Any) -> HttpCase:
     """Content-Encoding: valid, truncated, trailing junk, bombs, lies."""
-    inner = draw(st.one_of(infer_json(), st.just(HttpCase("", "POST", "/v2/models/fp32/infer", (), _dump(valid_json("fp32"))))))
+    inner = draw(st.one_of(infer_json(), st.just(HttpCase("", "POST", "/v2/models/fp32/infer", (), dump(valid_json("fp32"))))))
     label = draw(st.sampled_from(["gzip", "deflate", "br", "GZIP", "gzip, gzip", "identity", "x-gzip", " deflate ", ""]))
     packed = draw(st.sampled_from(["gzip", "deflate", "raw", "bomb", "double"]))
     packers: dict[str, Callable[[bytes], bytes]] = {"gzip": gzip.compress, "deflate": zlib.compress, "raw": bytes,
-                                                    "bomb": lambda b: _BOMB, "double": lambda b: gzip.compress(gzip.compress(b))}
+                                                    "bomb": lambda b: BOMB, "double": lambda b: gzip.compress(gzip.compress(b))}
     data = packers[packed](inner.body)
     how = draw(st.sampled_from(["whole", "cut", "tail", "flip"]))
     if how == "cut":
@@ -262,7 +204,7 @@ def routes(draw: Any) -> HttpCase:
     if draw(st.booleans()):
         path += "?" + draw(st.text(alphabet="a=&%1;?", max_size=12))
     method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "BREW"]))
-    body = draw(st.one_of(st.just(b""), st.binary(max_size=64), JSON_ANY.map(_dump)))
+    body = draw(st.one_of(st.just(b""), st.binary(max_size=64), JSON_ANY.map(dump)))
     return HttpCase("routes", method, path.replace(" ", "%20"), (("Content-Type", draw(st.sampled_from(
         ["application/json", "text/plain", "", "application/octet-stream; charset=\x7f"]))),), body)
 
@@ -310,13 +252,13 @@ def plans(draw: Any) -> HttpCase:
             target[key] = draw(values)
     if draw(st.integers(0, 5)) == 0 and _first(doc.get("slices")):
         doc["slices"].append(dict(doc["slices"][0], slice_id="cpu0/s1"))  # the same core twice
-    body = _dump(doc) if draw(st.integers(0, 9)) else draw(st.binary(max_size=40))
+    body = dump(doc) if draw(st.integers(0, 9)) else draw(st.binary(max_size=40))
     return HttpCase("plan", "POST", "/v2/plan", (("Content-Type", "application/json"),), body)
 
 
 def http_cases() -> st.SearchStrategy[HttpCase]:
     junk = st.builds(lambda m, b: HttpCase("junk-body", "POST", f"/v2/models/{m}/infer", (), b), MODEL_PATHS,
-                     st.one_of(st.binary(max_size=200), JSON_ANY.map(_dump)))
+                     st.one_of(st.binary(max_size=200), JSON_ANY.map(dump)))
     return st.one_of(infer_json(), infer_json(), infer_binary(), encoded(), routes(), plans(), junk)
 
 
@@ -402,87 +344,3 @@ def grpc_cases() -> st.SearchStrategy[GrpcCase]:
     return st.one_of(infer, infer, infer, stream, _named("ModelMetadata", pb.ModelMetadataRequest),
                      _named("ModelConfig", pb.ModelConfigRequest), _named("ModelStatistics", pb.ModelStatisticsRequest),
                      _named("ModelReady", pb.ModelReadyRequest), repo, index, junk)
-
-
-# ---- hand-written hostile cases ------------------------------------------------------------
-def _j(path: str, doc: Any, *headers: tuple[str, str]) -> HttpCase:
-    return HttpCase("hostile", "POST", path, headers, doc if isinstance(doc, bytes) else _dump(doc))
-
-
-def _one(shape: Any, data: Any = None, dtype: str = "FP32", name: str = "x", **extra: Any) -> dict[str, Any]:
-    inp = {"name": name, "datatype": dtype, "shape": shape, **({"data": data} if data is not None else {}), **extra}
-    return {"inputs": [inp]}
-
-
-def _binary(model: str, inputs: list[dict[str, Any]], tail: bytes, hlen: str | None = None) -> HttpCase:
-    head = _dump({"inputs": inputs})
-    return _j(f"/v2/models/{model}/infer", head + tail, ("Inference-Header-Content-Length", hlen if hlen is not None else str(len(head))))
-
-
-def hostile_http() -> list[HttpCase]:
-    """The operator's findings and their neighbours, plus HTTP-level junk on fresh connections."""
-    inf, bsz = "/v2/models/fp32/infer", "binary_data_size"
-    many = base_plan(2)
-    many["slices"] = [dict(many["slices"][0], slice_id=f"s{i}", cpus=[i % 2]) for i in range(200)]
-    cases = [
-        _j(inf, _one([1] * 65, [0.0])), _j(inf, _one([1] * 33, [0.0])), _j(inf, _one([2**63 - 1, 2**63 - 1], [0.0])),
-        _j(inf, _one([2**64], [])), _j(inf, _one([0, 2**62, 2**62], [])), _j(inf, _one([-1, 4], [])),
-        _j("/v2/models/text/infer", _one([1] * 65, ["a"], "BYTES", "text")),
-        _binary("fp32", [{"name": "x", "datatype": "FP32", "shape": [1] * 65, "parameters": {bsz: 4}}], b"\0" * 4),
-        _binary("text", [{"name": "text", "datatype": "BYTES", "shape": [1] * 65, "parameters": {bsz: 5}}], b"\1\0\0\0a"),
-        _binary("text", [{"name": "text", "datatype": "BYTES", "shape": [1, 2], "parameters": {bsz: 8}}], b"\xff\xff\xff\x7f" + b"abcd"),
-        _binary("text", [{"name": "text", "datatype": "BYTES", "shape": [2**30, 2], "parameters": {bsz: 8}}], b"\0" * 8),
-        _binary("fp32", [{"name": "x", "datatype": "FP32", "shape": [1, 4], "parameters": {bsz: 16}}], b"\0" * 16, "-1"),
-        _binary("fp32", [{"name": "x", "datatype": "FP32", "shape": [1, 4], "parameters": {bsz: 16}}], b"\0" * 16, "1e2"),
-        _binary("fp32", [{"name": "x", "datatype": "FP32", "shape": [1, 4], "parameters": {bsz: 2**64}}], b"\0" * 16),
-        _j("/v2/models/ints/infer", _one([1, 2], [300, 1], "UINT8", "u8")),
-        _j("/v2/models/ints/infer", b'{"inputs":[{"name":"i32","datatype":"INT32","shape":[1,2],"data":[1e400,NaN]}]}'),
-        _j("/v2/models/ints/infer", _one([1, 2], [True, 1], "INT32", "i32")),
-        _j("/v2/models/ints/infer", _one([1, 2], ["1", "2"], "INT64", "i64")),
-        _j("/v2/models/ints/infer", _one([1, 2], [0, 2**64 - 1], "UINT64", "u64")),
-        _j("/v2/models/ints/infer", _one([1, 2], [1e5, 1], "FP16", "f16")),
-        _j(inf, _one([1, 4], [[[0.0, 1.0], [2.0, 3.0]]])), _j(inf, _one([1, 4], [[0.0], [1.0, 2.0, 3.0]])),
-        _j(inf, b"[" * 100000 + b"]" * 100000), _j(inf, b"\xef\xbb\xbf" + _dump(valid_json("fp32"))), _j(inf, b"\xff\xfe{}"),
-        _j(inf, b""), _j(inf, b"null"), _j(inf, b'{"inputs": [' + b'{"name":"x"},' * 20000 + b'{}]}'),
-        _j(inf, valid_json("fp32"), ("Content-Encoding", "gzip")), _j(inf, _BOMB, ("Content-Encoding", "gzip")),
-        _j(inf, zlib.compress(b"\0" * (5 * 2**20)), ("Content-Encoding", "deflate")),
-        _j(inf, gzip.compress(_dump(valid_json("fp32"))) + b"junk", ("Content-Encoding", "gzip")),
-        _j(inf, gzip.compress(_dump(valid_json("fp32"))) * 2, ("Content-Encoding", "gzip")),
-        _j(inf, _dump(valid_json("fp32")), ("Content-Encoding", "br")),
-        _j("/v2/plan", _dump(many)), _j("/v2/plan", b"{}"), _j("/v2/plan", b"[]"), _j("/v2/plan", b"\x00"),
-        _j("/v2/repository/models/%00/load", b""), _j("/v2/repository/models/../load", b""), _j("/v2/repository/models/.x/unload", b""),
-    ]
-    for key, value in (("batch", 0), ("share", -0.5), ("share", 2), ("rate_rps", -1)):
-        bad = base_plan(2)
-        bad["slices"][0]["assignments"][0][key] = value
-        cases.append(_j("/v2/plan", bad))
-    twice = base_plan(2)
-    twice["slices"].append(dict(twice["slices"][0], slice_id="cpu0/s1"))
-    cases.append(_j("/v2/plan", twice))
-    raw = [b"GARBAGE\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"GET /v2 HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
-           b"POST /v2/models/fp32/infer HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}{}{}",
-           b"POST /v2/models/fp32/infer HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nab\r\n0\r\n\r\n",
-           b"POST /v2/models/fp32/infer HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
-           b"POST /v2/models/fp32/infer HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-           b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", b"GET /v2 HTTP/1.1\r\nX: " + b"b" * 70000 + b"\r\n\r\n",
-           b"GET /v2\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\0" * 40]
-    return cases + [HttpCase("hostile-raw", "?", "?", (), b"", r) for r in raw]
-
-
-def hostile_grpc() -> list[GrpcCase]:
-    def infer(name: str, dtype: str, shape: list[int], raw: list[bytes] | None = None, **contents: list[Any]) -> GrpcCase:
-        msg = pb.ModelInferRequest(model_name="fp32" if dtype == "FP32" else "ints" if dtype != "BYTES" else "text")
-        t = msg.inputs.add(name=name, datatype=dtype, shape=shape)
-        for k, v in contents.items():
-            getattr(t.contents, k).extend(v)
-        msg.raw_input_contents.extend(raw or [])
-        return GrpcCase("hostile", "ModelInfer", (msg.SerializeToString(),))
-
-    big = 2**62
-    return [infer("x", "FP32", [big, big, 4], [b""]), infer("x", "FP32", [2**63 - 1, 2], [b""]), infer("x", "FP32", [-(2**63), -1], [b""]),
-            infer("x", "FP32", [1] * 65, [b"\0" * 4]), infer("x", "FP32", [1, 4], [b"\0" * 16, b"\0" * 16]),
-            infer("x", "FP32", [1, 4], int_contents=[1, 2, 3, 4]), infer("x", "FP32", [1, 4], fp32_contents=[1.0] * 3),
-            infer("i8", "INT8", [1, 2], int_contents=[300, -300]), infer("u8", "UINT8", [1, 2], uint_contents=[256, 2**32 - 1]),
-            infer("f16", "FP16", [1, 2], fp32_contents=[1.0, 2.0]), infer("text", "BYTES", [1, 2], [b"\xff\xff\xff\xff"]),
-            infer("text", "BYTES", [2**31, 2], [b"\0" * 8]), infer("x", "FP32", [1, 4], [b"\0" * 16], fp32_contents=[0.0] * 4),
-            GrpcCase("hostile", "ModelInfer", (b"\xff" * 32,)), GrpcCase("hostile", "ModelStreamInfer", (b"\x0a\xff\xff",) * 3)]

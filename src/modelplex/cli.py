@@ -288,14 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", action="store_true",
                    help="plan onto this host's GPUs cut into MPS shares (starts an MPS daemon; ONNX Runtime CUDA provider)")
     _add_limit_args(p)
-    p.add_argument("--admin-token-file", default=None,
-                   help="load, unload, plans and other changes need 'Authorization: Bearer <this token>' "
-                        "(default: $MODELPLEX_ADMIN_TOKEN; unset: open)")
-    p.add_argument("--infer-token-file", default=None,
-                   help="inference and model reads need this token or the admin one (default: $MODELPLEX_INFER_TOKEN; "
-                        "unset: open); health and /metrics stay open")
-    p.add_argument("--tls-cert", default=None, help="serve HTTPS and gRPC over TLS with this PEM certificate (with --tls-key)")
-    p.add_argument("--tls-key", default=None, help="the PEM private key of --tls-cert")
+    _add_security_args(p)
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("status", help="show a running server's plan, slices and SLO attainment")
@@ -330,6 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
         subparser.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
                                help="how much to log on stderr (default info)")
     return parser
+
+
+def _add_security_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--admin-token-file", default=None,
+                   help="load, unload, plans and other changes need 'Authorization: Bearer <this token>' "
+                        "(default: $MODELPLEX_ADMIN_TOKEN; unset: open)")
+    p.add_argument("--infer-token-file", default=None,
+                   help="inference and model reads need this token or the admin one (default: $MODELPLEX_INFER_TOKEN; "
+                        "unset: open); health and /metrics stay open")
+    p.add_argument("--tls-cert", default=None, help="serve HTTPS and gRPC over TLS with this PEM certificate (with --tls-key)")
+    p.add_argument("--tls-key", default=None, help="the PEM private key of --tls-cert")
 
 
 def _client_options(p: argparse.ArgumentParser) -> None:
