@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import resource
 import logging
 from collections.abc import Iterator
 import signal
@@ -63,6 +64,7 @@ class ServerOptions:
 
 
 async def serve(options: ServerOptions) -> int:
+    _raise_open_file_limit()
     mps, devices = _gpus(options)
     log.info("loading models from %s on cores %s ...", options.repository, list(options.cpus))
     plane, driver = await _start_plane(options, mps, devices)
@@ -138,6 +140,18 @@ async def _start_plane(
         log.info("model-less serving for task(s) %s: %d variants, loaded on first use",
                  ", ".join(sorted(plane.modelless.tasks)), len(plane.modelless.variants))
     return plane, driver
+
+
+def _raise_open_file_limit() -> None:
+    """Open files up to the hard limit: every HTTP connection and worker channel is one, and the
+    default soft limit (often 1024) is below --max-connections plus what the server holds."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit from %d: %s", soft, exc)
 
 
 def _freeze_startup_objects() -> None:

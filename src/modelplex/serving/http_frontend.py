@@ -116,8 +116,9 @@ class InferFastPath:
             body = await self._body(req_headers, receive)
             hlen = req_headers.get(b"inference-header-content-length")
             encoding = req_headers.get(b"content-encoding")
-            if not task and encoding is None:
-                self.plane.refuse_early(model, body[: int(hlen)] if hlen is not None and hlen.isdigit() else body)
+            json_part = body[: int(hlen)] if hlen is not None and hlen.isdigit() else body
+            if not task and encoding is None and len(json_part) <= self.decoder.inline_json_bytes:
+                self.plane.refuse_early(model, json_part)  # a small request: refused before decoding if busy
             req = await self.decoder.decode(
                 model, version, body, hlen.decode("latin-1") if hlen is not None else None,
                 encoding.decode("latin-1") if encoding is not None else None, self.max_body_bytes,
