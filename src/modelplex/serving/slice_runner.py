@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 MIN_BATCH_TIMEOUT_S = 10.0  # a batch running longer than this and BATCH_TIMEOUT_FACTOR x its prediction is hung
 BATCH_TIMEOUT_FACTOR = 20.0
 WATCH_S = 0.5  # how often running batches are checked against their limit
+RECENT_S = 10.0  # batch ends kept for recent_utilisation (its window is at most this)
 
 
 class SliceRunner:
@@ -157,7 +158,10 @@ class SliceRunner:
         """Feed a batch's end back; False when it had been given up on already."""
         if self._running.pop(id(d), None) is None:
             return False
-        self._recent.append((now, now - d.started_s))
+        recent = self._recent
+        recent.append((now, now - d.started_s))
+        while recent[0][0] < now - RECENT_S:  # kept for recent_utilisation, bounded
+            recent.popleft()
         self.scheduler.completed(d, latency_s, now)
         return True
 
