@@ -18,8 +18,10 @@ venv: $(STAMP)
 examples: $(STAMP)
 	$(PY) -m modelplex.cli examples --out examples/models --state-dir state
 
+# Serves the examples under the elastic policy; the first start profiles them (quick preset,
+# stored in ./state), later starts reuse the profiles.
 run: examples
-	$(PY) -m modelplex.cli serve --repository examples/models --state-dir state
+	$(PY) -m modelplex.cli serve --repository examples/models --state-dir state --policy elastic
 
 test: $(STAMP)
 	$(PY) -m pytest -q
