@@ -62,8 +62,8 @@ def decode_infer(msg: Any) -> InferRequest:
     refs = [shm_ref(_params(t.parameters, f"input {label(t.name)}"), f"input {label(t.name)}") for t in msg.inputs]
     in_message = sum(r is None for r in refs)  # inputs in shared memory have no raw contents
     if raw and len(raw) != in_message:
-        where = " outside shared memory" if in_message != len(refs) else ""
-        raise InvalidArgumentError(f"request has {in_message} inputs{where} but {len(raw)} raw_input_contents")
+        note = " outside shared memory" if in_message != len(refs) else ""
+        raise InvalidArgumentError(f"request has {in_message} inputs{note} but {len(raw)} raw_input_contents")
     inputs: list[InferInput] = []
     i = 0
     for t, ref in zip(msg.inputs, refs):
