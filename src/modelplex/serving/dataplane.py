@@ -226,8 +226,8 @@ class DataPlane:
         its model's (no `timeout` in its JSON) and no slice could meet it even for one row:
         under a flood of retries, a refusal then costs little more than the HTTP exchange."""
         book = self.books.get(model)
-        if book is None or b'"timeout"' in json_part:
-            return
+        if book is None or b'"timeout"' in json_part or b'"priority"' in json_part:
+            return  # its own deadline, or a level that may put it ahead of the queue
         if self.modelless is not None and model not in self.repository_names:
             return  # a variant or registered model: model-less selection decides
         self.requests.refuse_if_busy(book)
