@@ -7,8 +7,8 @@ Cold: `git clone` of this checkout's HEAD into a temporary folder (no state, no 
 `make run`: it writes the example models (and trains and registers the digits task), profiles
 them with the quick preset, plans, starts the workers and serves; the clock stops at the first
 200 answer to an infer request. The virtual environment is not rebuilt: `make` is told the
-existing one is installed (`-o .venv/.installed`, `PY=` this interpreter, the clone's `src` first
-on PYTHONPATH), so "cold" excludes `pip install`. Warm: `make run` again in the same clone
+existing one is installed (`STAMP=` a fresh file, `PY=` this interpreter behind a wrapper that
+refuses pip, the clone's `src` first on PYTHONPATH), so "cold" excludes `pip install`. Warm: `make run` again in the same clone
 (examples and profiles reused). Writes benchmarks/results/first_answer.json.
 """
 
@@ -56,16 +56,38 @@ def _first_answer(url: str, model: str, proc: subprocess.Popen[bytes], t0: float
     raise RuntimeError(f"no answer within {LIMIT_S:.0f} s")
 
 
+def _guarded_python(clone: Path, python: str) -> Path:
+    """An interpreter wrapper that refuses `-m pip`: the environment is shared, make must not
+    install into it (the wrapper is what make gets as PY, and a stamp newer than pyproject.toml
+    tells it the environment is installed)."""
+    wrapper = clone / ".bench-python"
+    wrapper.write_text(f'#!/bin/sh\nif [ "$1 $2" = "-m pip" ]; then echo "benchmark: pip refused" >&2; exit 99; fi\n'
+                       f'exec {python} "$@"\n')
+    wrapper.chmod(0o755)
+    (clone / ".bench-installed").touch()
+    return wrapper
+
+
+def _make_cmd(clone: Path, python: str, http: int, grpc: int) -> list[str]:
+    cmd = ["make", "run", f"PY={_guarded_python(clone, python)}", f"STAMP={clone / '.bench-installed'}",
+           f"SERVE_ARGS=--http-port {http} --grpc-port {grpc}"]
+    dry = subprocess.run([*cmd[:1], "-n", *cmd[1:]], cwd=clone, capture_output=True, text=True, check=True)
+    if "pip" in dry.stdout:
+        raise RuntimeError(f"make run would install packages; refusing:\n{dry.stdout}")
+    return cmd
+
+
 def _make_run(clone: Path, python: str, log_path: Path, t0: float, model: str) -> dict[str, Any]:
     http, grpc = free_port(), free_port()
     env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", PYTHONPATH=str(clone / "src"), PYTHONUNBUFFERED="1")
-    cmd = ["make", "-o", ".venv/.installed", "run", f"PY={python}", f"SERVE_ARGS=--http-port {http} --grpc-port {grpc}"]
+    cmd = _make_cmd(clone, python, http, grpc)
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             first_s = _first_answer(f"http://127.0.0.1:{http}", model, proc, t0)
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
