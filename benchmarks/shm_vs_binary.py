@@ -1,7 +1,7 @@
 """System shared memory against binary HTTP on a 4 MB input (and a 4 MB output), one run each,
 side by side: throughput and latency of an identity model over FP32 [1, 1048576].
 
-    .venv/bin/python benchmarks/shm_vs_binary.py [--duration 5] [--concurrency 1,2]
+    PYTHONPATH=src .venv/bin/python benchmarks/shm_vs_binary.py [--duration 5] [--concurrency 1,2]
 
 Binary HTTP sends the input after the JSON header and gets the output back the same way; shared
 memory sends a small JSON body naming a region per caller for the input and one for the output
@@ -50,16 +50,21 @@ def _shm_body(i: int) -> bytes:
 
 def _regions(srv: RunningServer, n: int, x: np.ndarray) -> list[shared_memory.SharedMemory]:
     """One object per caller: input in its first half, output in its second; both registered."""
-    mems = []
-    for i in range(n):
-        mem = shared_memory.SharedMemory(name=f"mp_bench_{uuid.uuid4().hex[:8]}", create=True, size=2 * NBYTES)
-        mem.buf[:NBYTES] = x.tobytes()
-        mems.append(mem)
-        for name, offset in ((f"in{i}", 0), (f"out{i}", NBYTES)):
-            body = orjson.dumps({"key": "/" + mem.name, "offset": offset, "byte_size": NBYTES})
-            status, doc = srv.post_json(f"/v2/systemsharedmemory/region/{name}/register", body)
-            if status != 200:
-                raise RuntimeError(f"register {name}: {doc}")
+    mems = [shared_memory.SharedMemory(name=f"mp_bench_{uuid.uuid4().hex[:8]}", create=True, size=2 * NBYTES)
+            for _ in range(n)]
+    try:
+        for i, mem in enumerate(mems):
+            mem.buf[:NBYTES] = x.tobytes()
+            for name, offset in ((f"in{i}", 0), (f"out{i}", NBYTES)):
+                body = orjson.dumps({"key": "/" + mem.name, "offset": offset, "byte_size": NBYTES})
+                status, doc = srv.post_json(f"/v2/systemsharedmemory/region/{name}/register", body)
+                if status != 200:
+                    raise RuntimeError(f"register {name}: {doc} (is this checkout's src first on PYTHONPATH?)")
+    except BaseException:
+        for mem in mems:
+            mem.close()
+            mem.unlink()
+        raise
     return mems
 
 
