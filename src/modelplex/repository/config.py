@@ -312,14 +312,10 @@ def build_model_config(
     inputs = _merge(graph.inputs, triton.inputs, max_batch > 0, f"{where} input")
     outputs = _merge(graph.outputs, triton.outputs, max_batch > 0, f"{where} output")
 
-    preferred = overrides.preferred_batch_sizes
-    if preferred is None:
-        preferred = triton.preferred_batch_sizes
+    preferred = overrides.preferred_batch_sizes if overrides.preferred_batch_sizes is not None else triton.preferred_batch_sizes
     if max_batch > 0 and any(p > max_batch for p in preferred):
         raise InvalidArgumentError(f"{where}: preferred batch sizes {list(preferred)} exceed max_batch_size {max_batch}")
-    delay = overrides.max_queue_delay_us
-    if delay is None:
-        delay = triton.max_queue_delay_us or 0
+    delay = overrides.max_queue_delay_us if overrides.max_queue_delay_us is not None else (triton.max_queue_delay_us or 0)
     instances = overrides.instances or triton.instance_count or 1
     levels, default_level = merge_priority(triton.priority, *overrides.priority_levels, where)
     check_warmup(triton.warmup, inputs, max_batch, where)
