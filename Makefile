@@ -18,8 +18,11 @@ venv: $(STAMP)
 examples: $(STAMP)
 	$(PY) -m modelplex.cli examples --out examples/models --state-dir state
 
-run: examples
-	$(PY) -m modelplex.cli serve --repository examples/models --state-dir state
+# Serves the examples under the elastic policy: the first start writes them and profiles them
+# (quick preset, stored in ./state); later starts reuse both (`make examples` rewrites them).
+run: $(STAMP)
+	test -f examples/models/mlp/config.yaml || $(MAKE) examples
+	$(PY) -m modelplex.cli serve --repository examples/models --state-dir state --policy elastic $(SERVE_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -89,6 +89,8 @@ async def serve(options: ServerOptions) -> int:
     if plane.slices.routes:
         log.info("try   curl %s/v2/models/%s", base, sorted(plane.slices.routes)[0])
         log.info("      curl %s/v2/repository/index -X POST", base)
+    if driver is not None:
+        log.info("plan, slices and SLO attainment: modelplex status --url %s  (or curl %s/v2/plan)", base, base)
     try:
         await server.serve()
     finally:
@@ -116,6 +118,10 @@ async def _start_plane(
         gone = registry.unloaded(c.model for c in configs) if registry is not None else set()  # not planned
         configs = [c for c in configs if c.model.name not in gone]
         kind = "gpu-mps" if options.gpus else "cpu"
+        if options.profiles_path is None and options.state_dir is not None:
+            from modelplex.profiling.auto import profile_missing
+
+            await profile_missing(configs, options.state_dir, kind)
         profiles = load_profiles(sorted(c.model.name for c in configs), options.profiles_path, options.state_dir, kind)
         devices = devices or [DeviceSpec("cpu0", DeviceKind.CPU, len(options.cpus))]
         controller = build_controller(configs, options.policy, profiles, devices, options.controller)

@@ -5,8 +5,9 @@ The live runtime and the simulator drive the same object:
   next_batch(now) -> Batch | None           # when an instance is free: what to run now, if anything
   wake_at(now) -> float | None              # when to ask next_batch again if it said "not yet"
   completed(batch, latency_s, now)          # feed back the measured latency
-Requests run in earliest-deadline-first order; a request that can no longer meet its deadline
-given the predicted batch latency is expired (rejected) rather than run late.
+Requests run in priority order (lower level first: Triton's priority_levels), earliest deadline
+first within a level; a request that can no longer meet its deadline given the predicted batch
+latency is expired (rejected) rather than run late. With one level (all 0), plain EDF.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class QueuedRequest(Generic[P]):
     seq: int = 0  # submission order, breaks deadline ties (FIFO among equals)
     cancelled: bool = False  # answered already (its client left, or it timed out): never run it
     probe: bool = False  # admitted although predicted late, to re-measure a stale estimate
+    priority: int = 0  # priority level: lower runs first; deadline order within a level
 
 
 @dataclass(frozen=True)
@@ -75,16 +77,17 @@ class BatchPolicyConfig:
 
 
 class BatchQueue(Generic[P]):
-    """One model's queue with deadline-aware, earliest-deadline-first dynamic batching."""
+    """One model's queue with deadline-aware dynamic batching: by priority level, then EDF."""
 
     def __init__(self, config: BatchPolicyConfig, estimator: LatencyEstimator | None = None) -> None:
         self.config = config
         self.estimator = estimator or LatencyEstimator()
-        self._heap: list[tuple[float, int, QueuedRequest[P]]] = []  # (deadline, seq, request)
+        self._heap: list[tuple[int, float, int, QueuedRequest[P]]] = []  # (priority, deadline, seq, request)
         self._seq = itertools.count()
         self._rows = 0  # rows queued
         self._busy_until: list[float] = []  # predicted finish of each batch in flight
         self._latest_deadline = -math.inf  # no queued deadline is later (an upper bound)
+        self._lowest_priority = 0  # no queued request has a larger level (an upper bound)
         self._last_probe_s = -math.inf  # when a request was last admitted as a probe
 
     # ---- queries -------------------------------------------------------------------------
@@ -110,7 +113,7 @@ class BatchQueue(Generic[P]):
             return Admission(False, f"queue is full ({self._rows} rows waiting)")
         if request.deadline_s != NO_DEADLINE:
             self.estimator.age(now)
-            finish = self.predict_finish(request.rows, request.deadline_s, now)
+            finish = self.predict_finish(request.rows, request.deadline_s, now, request.priority)
             if finish > request.deadline_s and not (probe and self._probe(request, now)):
                 late_ms = (finish - request.deadline_s) * 1e3
                 return Admission(
@@ -119,16 +122,18 @@ class BatchQueue(Generic[P]):
                     deadline=True,
                 )
         request.seq = next(self._seq)
-        heapq.heappush(self._heap, (request.deadline_s, request.seq, request))
+        heapq.heappush(self._heap, (request.priority, request.deadline_s, request.seq, request))
         self._rows += request.rows
         if request.deadline_s > self._latest_deadline:
             self._latest_deadline = request.deadline_s
+        if request.priority > self._lowest_priority:
+            self._lowest_priority = request.priority
         return ADMITTED
 
-    def refuses_busy(self, rows: int, deadline_s: float, now: float) -> bool:
+    def refuses_busy(self, rows: int, deadline_s: float, now: float, priority: int = 0) -> bool:
         """A request of `rows` would be refused for its deadline because of the work ahead of
         it (batches are running, so no probe applies): cheap to ask before decoding it."""
-        return bool(self._busy_until) and self.predict_finish(rows, deadline_s, now) > deadline_s
+        return bool(self._busy_until) and self.predict_finish(rows, deadline_s, now, priority) > deadline_s
 
     def next_batch(self, now: float) -> Batch[P] | None:
         """Called when an instance is free. None = nothing to do yet (see wake_at)."""
@@ -141,8 +146,8 @@ class BatchQueue(Generic[P]):
         take: list[QueuedRequest[P]] = []
         rows = 0
         max_rows = self.config.max_batch_size
-        while self._heap and rows + self._heap[0][2].rows <= max_rows:
-            req = heapq.heappop(self._heap)[2]
+        while self._heap and rows + self._heap[0][3].rows <= max_rows:
+            req = heapq.heappop(self._heap)[3]
             if req.cancelled:
                 self._rows -= req.rows
                 continue
@@ -151,16 +156,17 @@ class BatchQueue(Generic[P]):
         if not take:
             return Batch([], expired) if expired else None
         # Shrink the batch until its predicted latency fits the tightest deadline in it (the
-        # first, by EDF order); what is put back waits for the next batch.
+        # first, within one level); what is put back (the last in order) waits for the next batch.
         predicted = self.estimator.predict_s(rows)
-        while len(take) > 1 and now + predicted > take[0].deadline_s:
+        while len(take) > 1 and now + predicted > min(r.deadline_s for r in take):
             back = take.pop()
             rows -= back.rows
-            heapq.heappush(self._heap, (back.deadline_s, back.seq, back))
+            heapq.heappush(self._heap, (back.priority, back.deadline_s, back.seq, back))
             predicted = self.estimator.predict_s(rows)
         self._rows -= rows
         if not self._heap:
             self._latest_deadline = -math.inf
+            self._lowest_priority = 0
         self._busy_until.append(now + predicted)
         self._busy_until.sort()
         return Batch(take, expired, predicted)
@@ -169,9 +175,9 @@ class BatchQueue(Generic[P]):
         """When next_batch may have something new to say, if the queue waits for more rows."""
         if not self._heap:
             return None
-        oldest = min(r.arrival_s for _, _, r in self._heap)
+        oldest = min(r.arrival_s for _, _, _, r in self._heap)
         t = oldest + self.config.max_queue_delay_s
-        earliest = self._heap[0][0]
+        earliest = self._heap[0][1] if self._lowest_priority == 0 else min(d for _, d, _, _ in self._heap)
         if earliest != NO_DEADLINE:
             t = min(t, earliest - self.estimator.predict_s(self.config.max_batch_size))
         return max(t, now)
@@ -190,10 +196,11 @@ class BatchQueue(Generic[P]):
 
     def drain(self) -> list[QueuedRequest[P]]:
         """Remove and return everything queued (shutdown or unload)."""
-        out = [r for _, _, r in sorted(self._heap)]
+        out = [r for _, _, _, r in sorted(self._heap, key=lambda e: e[:3])]
         self._heap.clear()
         self._rows = 0
         self._latest_deadline = -math.inf
+        self._lowest_priority = 0
         return out
 
     # ---- internals -----------------------------------------------------------------------
@@ -214,8 +221,8 @@ class BatchQueue(Generic[P]):
         expired: list[QueuedRequest[P]] = []
         one = self.estimator.predict_s(1)
         heap = self._heap
-        while heap and (heap[0][2].cancelled or (heap[0][0] < now + one and not heap[0][2].probe)):
-            req = heapq.heappop(heap)[2]
+        while heap and (heap[0][3].cancelled or (heap[0][1] < now + one and not heap[0][3].probe)):
+            req = heapq.heappop(heap)[3]
             self._rows -= req.rows
             if not req.cancelled:
                 expired.append(req)
@@ -242,13 +249,14 @@ class BatchQueue(Generic[P]):
             work += self.estimator.predict_s(rest)
         return work
 
-    def predict_finish(self, rows: int, deadline_s: float, now: float) -> float:
-        """When `rows` with this deadline would finish if admitted now: the work ahead of it in
-        deadline order, spread over the instances, after the batches already running."""
-        if deadline_s >= self._latest_deadline:
-            ahead = rows + self._rows  # the common case (one SLO per queue): behind everything
+    def predict_finish(self, rows: int, deadline_s: float, now: float, priority: int = 0) -> float:
+        """When `rows` with this deadline and priority level would finish if admitted now: the
+        work ahead of it (higher levels, then earlier deadlines of its own), spread over the
+        instances, after the batches already running."""
+        if deadline_s >= self._latest_deadline and priority >= self._lowest_priority:
+            ahead = rows + self._rows  # the common case (one SLO, one level): behind everything
         else:
-            ahead = rows + sum(r.rows for d, _, r in self._heap if d <= deadline_s)
+            ahead = rows + sum(r.rows for p, d, _, r in self._heap if (p, d) <= (priority, deadline_s))
         instances = max(1, self.config.instances)
         busy = self._busy_until  # kept sorted
         start = now if len(busy) < instances else max(now, busy[0])

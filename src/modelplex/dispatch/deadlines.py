@@ -40,3 +40,22 @@ def deadline_s(parameters: Mapping[str, object], slo_ms: float | None, now: floa
     if slo_ms is not None:
         return now + slo_ms / 1e3 - ANSWER_MARGIN_S
     return NO_DEADLINE
+
+
+def priority_level(parameters: Mapping[str, object], levels: int, default_level: int) -> int:
+    """The queue level of a request: its `priority` parameter (1 = highest, up to `levels`; 0 or
+    absent = the model's default level), as Triton's priority_levels. A model without levels
+    (levels 0) queues every request at one level; its requests may still name priority 0 or more."""
+    value = parameters.get("priority")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)  # some gRPC clients send only string parameters
+    if value is None:
+        value = 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(f"parameter 'priority' must be a non-negative integer, got {value!r}")
+    if levels <= 0:
+        return 0
+    if value > levels:
+        raise InvalidArgumentError(f"parameter 'priority' must be between 1 and {levels} (or 0 for the default "
+                                   f"level {default_level}) for this model, got {value}")
+    return value if value > 0 else default_level

@@ -17,8 +17,9 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, te
 
 import modelplex  # noqa: F401  (sets ORT_DISABLE_TELEMETRY before onnxruntime is imported)
 from modelplex.core.errors import InvalidArgumentError, UnsupportedError
-from modelplex.core.model import BatchingConfig, ModelConfig, ModelId
+from modelplex.core.model import BatchingConfig, ModelConfig, ModelId, WarmupSample
 from modelplex.core.tensors import DataType, TensorSpec
+from modelplex.repository.config_extras import check_warmup, merge_priority, parse_priority, parse_warmup
 from modelplex.serving.grpc_gen.model_config_fds import SERIALIZED as _MODEL_CONFIG_FDS
 
 PLATFORM = "onnxruntime_onnx"  # the only platform modelplex serves
@@ -86,6 +87,8 @@ class TritonConfig:
     preferred_batch_sizes: tuple[int, ...]  # from dynamic_batching
     instance_count: int | None  # sum over instance_group counts; None when no group
     default_model_filename: str  # "" = model.onnx
+    priority: tuple[int, int] = (0, 0)  # dynamic_batching's (priority_levels, default_priority_level)
+    warmup: tuple[WarmupSample, ...] = ()  # model_warmup samples
 
 
 def parse_pbtxt(text: str, source: str = "config.pbtxt") -> TritonConfig:
@@ -116,6 +119,8 @@ def parse_pbtxt(text: str, source: str = "config.pbtxt") -> TritonConfig:
         preferred_batch_sizes=tuple(int(s) for s in db.preferred_batch_size),
         instance_count=sum(counts) if counts else None,
         default_model_filename=msg.default_model_filename,
+        priority=parse_priority(msg, source) if batching else (0, 0),
+        warmup=parse_warmup(msg, _TRITON_TYPE_NAMES, _FROM_TRITON, source),
     )
 
 
@@ -154,10 +159,12 @@ class ServingOverrides:
     preferred_batch_sizes: tuple[int, ...] | None = None  # dispatch at once at these sizes
     instances: int | None = None  # worker processes for the model
     task: str | None = None  # task served, for model-less queries
+    priority_levels: tuple[int | None, int | None] = (None, None)  # priority_levels, default_priority_level
 
 
 _YAML_KEYS = {
     "slo_ms", "max_batch_size", "max_queue_delay_us", "preferred_batch_sizes", "instances", "task",
+    "priority_levels", "default_priority_level",
 }
 
 
@@ -184,9 +191,7 @@ def parse_yaml(text: str, source: str = "config.yaml") -> ServingOverrides:
         if isinstance(pref, int) and not isinstance(pref, bool):
             pref = [pref]
         if not isinstance(pref, list) or not all(_is_int(p) and p > 0 for p in pref):
-            raise InvalidArgumentError(
-                f"{source}: preferred_batch_sizes must be a list of positive integers"
-            )
+            raise InvalidArgumentError(f"{source}: preferred_batch_sizes must be a list of positive integers")
     task = data.get("task")
     if task is not None and not isinstance(task, str):
         raise InvalidArgumentError(f"{source}: task must be a string")
@@ -197,6 +202,7 @@ def parse_yaml(text: str, source: str = "config.yaml") -> ServingOverrides:
         preferred_batch_sizes=tuple(pref) if pref is not None else None,
         instances=_int_key(data, "instances", 1, source),
         task=task,
+        priority_levels=(_int_key(data, "priority_levels", 0, source), _int_key(data, "default_priority_level", 1, source)),
     )
 
 
@@ -286,9 +292,7 @@ def build_model_config(
     overrides = overrides or ServingOverrides()
     where = f"model {model.name!r}"
     if triton.name and triton.name != model.name:
-        raise InvalidArgumentError(
-            f"{where}: config.pbtxt names the model {triton.name!r}; it must match the folder"
-        )
+        raise InvalidArgumentError(f"{where}: config.pbtxt names the model {triton.name!r}; it must match the folder")
     if (triton.platform and triton.platform != PLATFORM) or triton.backend not in _ONNX_BACKENDS:
         what = triton.platform or triton.backend
         raise UnsupportedError(f"{where}: platform {what!r} is not served; only {PLATFORM}")
@@ -308,17 +312,13 @@ def build_model_config(
     inputs = _merge(graph.inputs, triton.inputs, max_batch > 0, f"{where} input")
     outputs = _merge(graph.outputs, triton.outputs, max_batch > 0, f"{where} output")
 
-    preferred = overrides.preferred_batch_sizes
-    if preferred is None:
-        preferred = triton.preferred_batch_sizes
+    preferred = overrides.preferred_batch_sizes if overrides.preferred_batch_sizes is not None else triton.preferred_batch_sizes
     if max_batch > 0 and any(p > max_batch for p in preferred):
-        raise InvalidArgumentError(
-            f"{where}: preferred batch sizes {list(preferred)} exceed max_batch_size {max_batch}"
-        )
-    delay = overrides.max_queue_delay_us
-    if delay is None:
-        delay = triton.max_queue_delay_us or 0
+        raise InvalidArgumentError(f"{where}: preferred batch sizes {list(preferred)} exceed max_batch_size {max_batch}")
+    delay = overrides.max_queue_delay_us if overrides.max_queue_delay_us is not None else (triton.max_queue_delay_us or 0)
     instances = overrides.instances or triton.instance_count or 1
+    levels, default_level = merge_priority(triton.priority, *overrides.priority_levels, where)
+    check_warmup(triton.warmup, inputs, max_batch, where)
     return ModelConfig(
         model=model,
         path=str(path),
@@ -330,9 +330,12 @@ def build_model_config(
             max_queue_delay_us=delay if max_batch > 0 else 0,
             preferred_batch_sizes=tuple(sorted(set(preferred))) if max_batch > 0 else (),
             slo_ms=overrides.slo_ms,
+            priority_levels=levels,
+            default_priority_level=default_level,
         ),
         instance_count=instances,
         task=overrides.task,
+        warmup=triton.warmup,
     )
 
 
@@ -345,9 +348,7 @@ def _merge(
     by_name = {s.name: s for s in graph}
     for decl in declared:
         if decl.name not in by_name:
-            raise InvalidArgumentError(
-                f"{what} {decl.name!r} is not in the ONNX graph (it has: {', '.join(by_name)})"
-            )
+            raise InvalidArgumentError(f"{what} {decl.name!r} is not in the ONNX graph (it has: {', '.join(by_name)})")
     wanted = {d.name: d for d in declared}
     merged: list[TensorSpec] = []
     for spec in graph:  # graph order: it is the order the worker feeds ONNX Runtime
@@ -372,14 +373,10 @@ def _check_dims(
 ) -> tuple[int, ...]:
     if len(dims) != len(graph):
         hint = " (with max_batch_size > 0, dims exclude the batch axis)" if batched else ""
-        raise InvalidArgumentError(
-            f"{what}: config dims {list(dims)} do not match the graph's {list(graph)}{hint}"
-        )
+        raise InvalidArgumentError(f"{what}: config dims {list(dims)} do not match the graph's {list(graph)}{hint}")
     for g, c in zip(graph, dims):
         if g != -1 and c != -1 and g != c:
-            raise InvalidArgumentError(
-                f"{what}: config dims {list(dims)} do not match the graph's {list(graph)}"
-            )
+            raise InvalidArgumentError(f"{what}: config dims {list(dims)} do not match the graph's {list(graph)}")
     # A fixed size on either side is the more precise: the graph may leave a dim open that the
     # config pins (it then validates requests), or the config may write -1 over a fixed one.
     return tuple(c if c != -1 else g for g, c in zip(graph, dims))

@@ -24,6 +24,8 @@ def model_config_to_json(config: ModelConfig) -> dict[str, Any]:
             "max_queue_delay_us": b.max_queue_delay_us,
             "preferred_batch_sizes": list(b.preferred_batch_sizes),
             "slo_ms": b.slo_ms,
+            "priority_levels": b.priority_levels,
+            "default_priority_level": b.default_priority_level,
         },
         "instance_count": config.instance_count,
         "task": config.task,
@@ -43,6 +45,8 @@ def model_config_from_json(data: dict[str, Any]) -> ModelConfig:
             max_queue_delay_us=int(b["max_queue_delay_us"]),
             preferred_batch_sizes=tuple(int(p) for p in b["preferred_batch_sizes"]),
             slo_ms=None if b["slo_ms"] is None else float(b["slo_ms"]),
+            priority_levels=int(b.get("priority_levels", 0)),
+            default_priority_level=int(b.get("default_priority_level", 0)),
         ),
         instance_count=int(data["instance_count"]),
         task=data.get("task"),
@@ -74,4 +78,7 @@ def to_triton_json(config: ModelConfig) -> dict[str, Any]:
             "preferred_batch_size": list(b.preferred_batch_sizes),
             "max_queue_delay_microseconds": b.max_queue_delay_us,
         }
+        if b.priority_levels:
+            out["dynamic_batching"]["priority_levels"] = b.priority_levels
+            out["dynamic_batching"]["default_priority_level"] = b.default_priority_level
     return out

@@ -25,6 +25,7 @@ from modelplex.serving.requests import ArrivalObserver, RequestPath
 from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata, metadata_of
 from modelplex.serving.slice_set import PlanApplied, SliceSet
 from modelplex.serving.stats import Metrics, ModelStats
+from modelplex.serving.shm import SharedMemoryRegions
 from modelplex.serving.types import InferRequest, InferResponse
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ EXTENSIONS = [
     "schedule_policy",
     "model_configuration",
     "parameters",
+    "system_shared_memory",
 ]
 
 
@@ -67,6 +69,7 @@ class DataPlane:
         self._locks: dict[str, asyncio.Lock] = {}
         self.repository_names: set[str] = set()  # models of the repository (they win over variants)
         self.modelless = self._modelless()  # model-less serving, when the registry has variants
+        self.shm = SharedMemoryRegions()  # registered system shared-memory regions
 
     def _modelless(self) -> "ModelLess | None":
         if self.registry is None:
@@ -148,6 +151,7 @@ class DataPlane:
         if self.modelless is not None:
             await self.modelless.stop()
         await self.slices.stop()
+        self.shm.close()
 
     async def load(self, name: str) -> None:
         """Load (or reload) a model from the repository; it is no longer kept unloaded."""
@@ -195,27 +199,35 @@ class DataPlane:
 
     async def infer(self, request: InferRequest, client: ClientLink | None = None) -> InferResponse:
         """Entry point of every frontend: repository models directly, registered models and
-        variants through model-less selection. `client` tells when the client leaves."""
+        variants through model-less selection. `client` tells when the client leaves. Inputs
+        and outputs in shared memory are read and written here, for every frontend."""
+        self.shm.read_inputs(request)
         if (
             self.modelless is not None
             and request.model not in self.repository_names
             and self.modelless.serves(request.model)
         ):
-            return await self.modelless.infer(request)
-        return await self.run_request(request, client)
+            response = await self.modelless.infer(request)
+        else:
+            response = await self.run_request(request, client)
+        self.shm.write_outputs(request, response)
+        return response
 
     async def infer_task(self, task: str, request: InferRequest) -> InferResponse:
         if self.modelless is None:
             raise NotFoundError(f"unknown task {task!r}: no tasks are registered (modelplex register)")
-        return await self.modelless.infer(request, task=task)
+        self.shm.read_inputs(request)
+        response = await self.modelless.infer(request, task=task)
+        self.shm.write_outputs(request, response)
+        return response
 
     def refuse_early(self, model: str, json_part: bytes | memoryview) -> None:
         """Refuse a request of a busy repository model before decoding it, when its deadline is
         its model's (no `timeout` in its JSON) and no slice could meet it even for one row:
         under a flood of retries, a refusal then costs little more than the HTTP exchange."""
         book = self.books.get(model)
-        if book is None or b'"timeout"' in json_part:
-            return
+        if book is None or b'"timeout"' in json_part or b'"priority"' in json_part:
+            return  # its own deadline, or a level that may put it ahead of the queue
         if self.modelless is not None and model not in self.repository_names:
             return  # a variant or registered model: model-less selection decides
         self.requests.refuse_if_busy(book)

@@ -20,8 +20,11 @@ def encode_infer(resp: InferResponse) -> Any:
     out = pb.ModelInferResponse(model_name=resp.model, model_version=resp.version, id=resp.id or "")
     for o in resp.outputs:
         t = out.outputs.add(name=o.name, datatype=o.datatype.value, shape=list(o.shape))
-        del t  # the tensor's data travels in raw_output_contents, in the same order
-        if o.datatype is DataType.BYTES:
+        if o.shm is not None:  # written into shared memory: an empty entry keeps the order
+            t.parameters["shared_memory_region"].string_param = o.shm.region
+            t.parameters["shared_memory_byte_size"].int64_param = o.shm.byte_size
+            out.raw_output_contents.append(b"")
+        elif o.datatype is DataType.BYTES:  # the data travels in raw_output_contents, in order
             out.raw_output_contents.append(serialize_bytes_tensor(o.array))
         else:
             out.raw_output_contents.append(np.ascontiguousarray(o.array).tobytes())

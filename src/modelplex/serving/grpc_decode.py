@@ -10,6 +10,7 @@ import numpy as np
 
 from modelplex.core.errors import InvalidArgumentError
 from modelplex.core.tensors import DataType
+from modelplex.serving.shm import shm_ref
 from modelplex.serving.types import InferInput, InferRequest, RequestedOutput
 from modelplex.serving.validate import (
     bytes_array,
@@ -58,29 +59,36 @@ def decode_infer(msg: Any) -> InferRequest:
     raw = msg.raw_input_contents
     if not msg.inputs:
         raise InvalidArgumentError("request needs at least one input")
-    if raw and len(raw) != len(msg.inputs):
-        raise InvalidArgumentError(f"request has {len(msg.inputs)} inputs but {len(raw)} raw_input_contents")
+    refs = [shm_ref(_params(t.parameters, f"input {label(t.name)}"), f"input {label(t.name)}") for t in msg.inputs]
+    in_message = sum(r is None for r in refs)  # inputs in shared memory have no raw contents
+    if raw and len(raw) != in_message:
+        note = " outside shared memory" if in_message != len(refs) else ""
+        raise InvalidArgumentError(f"request has {in_message} inputs{note} but {len(raw)} raw_input_contents")
     inputs: list[InferInput] = []
-    for i, t in enumerate(msg.inputs):
+    i = 0
+    for t, ref in zip(msg.inputs, refs):
         try:
             dtype = DataType.parse(t.datatype)
         except InvalidArgumentError:
             raise InvalidArgumentError(f"input {label(t.name)}: unknown datatype {label(t.datatype)}") from None
         shape, count = tensor_shape(t.name, list(t.shape))
-        _params(t.parameters, f"input {label(t.name)}")
+        if ref is not None:  # read from the region by the data plane
+            inputs.append(InferInput(t.name, dtype, shape, np.empty(0, dtype.numpy), ref))
+            continue
         if raw:
+            chunk = raw[i]
+            i += 1
             if t.HasField("contents"):
                 raise InvalidArgumentError(f"input {label(t.name)} has both typed contents and raw_input_contents")
             if dtype is DataType.BYTES:
-                array = bytes_array(t.name, shape, count, raw[i])
+                array = bytes_array(t.name, shape, count, chunk)
             else:
-                array = fixed_array(t.name, dtype, shape, count, raw[i], "raw content")
+                array = fixed_array(t.name, dtype, shape, count, chunk, "raw content")
         else:
             array = _typed(t, dtype, shape, count)
         inputs.append(InferInput(t.name, dtype, shape, array))
-    outputs = [RequestedOutput(o.name) for o in msg.outputs] or None
-    for o in msg.outputs:
-        _params(o.parameters, f"output {label(o.name)}")
+    where = [f"output {label(o.name)}" for o in msg.outputs]
+    outputs = [RequestedOutput(o.name, shm=shm_ref(_params(o.parameters, w), w)) for o, w in zip(msg.outputs, where)] or None
     return InferRequest(msg.model_name, msg.model_version or None, inputs, outputs, msg.id or None, params)
 
 

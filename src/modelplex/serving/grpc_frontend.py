@@ -93,6 +93,26 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
         return await self._call(context, go)
 
+    async def SystemSharedMemoryRegister(self, request: Any, context: Any) -> Any:
+        async def go() -> Any:
+            self.plane.shm.register(request.name, request.key, request.offset, request.byte_size)
+            return pb.SystemSharedMemoryRegisterResponse()
+
+        return await self._call(context, go)
+
+    async def SystemSharedMemoryStatus(self, request: Any, context: Any) -> Any:
+        async def go() -> Any:
+            out = pb.SystemSharedMemoryStatusResponse()
+            for r in self.plane.shm.status(request.name or None):
+                out.regions[r["name"]].CopyFrom(pb.SystemSharedMemoryStatusResponse.RegionStatus(**r))
+            return out
+
+        return await self._call(context, go)
+
+    async def SystemSharedMemoryUnregister(self, request: Any, context: Any) -> Any:
+        self.plane.shm.unregister(request.name or None)
+        return pb.SystemSharedMemoryUnregisterResponse()
+
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         async def go() -> Any:
             req = decode_infer(request)

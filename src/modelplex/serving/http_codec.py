@@ -14,6 +14,7 @@ from modelplex.core.tensors import DataType, serialize_bytes_tensor
 from modelplex.repository.encoding import to_triton_json
 from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata, TensorMetadata
 from modelplex.serving.json_data import JsonData, json_array
+from modelplex.serving.shm import BYTE_SIZE, REGION, shm_ref
 from modelplex.serving.types import InferInput, InferRequest, InferResponse, RequestedOutput
 from modelplex.serving.validate import bytes_array, check_parameters, fixed_array, label, tensor_shape
 
@@ -100,6 +101,10 @@ def _decode_inputs(raw_inputs: list[Any], binary: memoryview, json_data: JsonDat
             raise InvalidArgumentError(f"input {label(name)}: 'parameters' must be an object")
         check_parameters(iparams, f"input {label(name)}")
         size = iparams.get("binary_data_size")
+        ref = shm_ref(iparams, f"input {label(name)}")
+        if ref is not None:  # read from the region by the data plane
+            inputs.append(InferInput(name, dtype, shape, np.empty(0, dtype.numpy), ref))
+            continue
         if size is not None:
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                 raise InvalidArgumentError(f"input {label(name)}: binary_data_size must be a non-negative integer")
@@ -145,7 +150,7 @@ def _decode_outputs(raw_outputs: Any) -> list[RequestedOutput] | None:
         bin_flag = oparams.get("binary_data")
         if bin_flag is not None and not isinstance(bin_flag, bool):
             raise InvalidArgumentError(f"output {label(o['name'])}: binary_data must be a boolean, got {bin_flag!r}")
-        outputs.append(RequestedOutput(o["name"], bin_flag))
+        outputs.append(RequestedOutput(o["name"], bin_flag, shm_ref(oparams, f"output {label(o['name'])}")))
     return outputs
 
 
@@ -167,7 +172,9 @@ def encode_response(request: InferRequest, response: InferResponse) -> tuple[byt
         flag = wanted.get(out.name)
         binary = default_binary if flag is None else flag
         entry: dict[str, Any] = {"name": out.name, "datatype": out.datatype.value, "shape": list(out.shape)}
-        if binary:
+        if out.shm is not None:  # written into shared memory: no data here
+            entry["parameters"] = {REGION: out.shm.region, BYTE_SIZE: out.shm.byte_size}
+        elif binary:
             raw = (
                 serialize_bytes_tensor(out.array)
                 if out.datatype is DataType.BYTES

@@ -235,6 +235,26 @@ class _Api:
         doc["controller"] = self.driver.status() if self.driver is not None else None
         return _json(doc)
 
+    async def shm_register(self, request: Request) -> Response:
+        try:
+            doc = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise InvalidArgumentError(f"body is not JSON like {{\"key\": ..., \"offset\": 0, \"byte_size\": ...}}: {exc}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("key"), str):
+            raise InvalidArgumentError("register needs a JSON object with a string 'key', 'offset' and 'byte_size'")
+        offset, size = doc.get("offset", 0), doc.get("byte_size")
+        if not isinstance(offset, int) or not isinstance(size, int) or isinstance(offset, bool) or isinstance(size, bool):
+            raise InvalidArgumentError(f"'offset' and 'byte_size' must be integers, got {offset!r} and {size!r}")
+        self.plane.shm.register(request.path_params["name"], doc["key"], offset, size)
+        return _json({})
+
+    async def shm_status(self, request: Request) -> Response:
+        return _json(self.plane.shm.status(request.path_params.get("name")))
+
+    async def shm_unregister(self, request: Request) -> Response:
+        self.plane.shm.unregister(request.path_params.get("name"))
+        return _json({})
+
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.plane.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -261,6 +281,11 @@ class _Api:
             Route("/v2/tasks", _guard(self.tasks)),
             Route("/v2/plan", _guard(self.plan_status), methods=["GET"]),
             Route("/v2/plan", _guard(self.plan_apply), methods=["POST"]),
+            Route("/v2/systemsharedmemory/status", _guard(self.shm_status)),
+            Route("/v2/systemsharedmemory/region/{name}/status", _guard(self.shm_status)),
+            Route("/v2/systemsharedmemory/region/{name}/register", _guard(self.shm_register), methods=["POST"]),
+            Route("/v2/systemsharedmemory/unregister", _guard(self.shm_unregister), methods=["POST"]),
+            Route("/v2/systemsharedmemory/region/{name}/unregister", _guard(self.shm_unregister), methods=["POST"]),
             Route("/metrics", self.metrics),
         ]
 

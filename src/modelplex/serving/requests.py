@@ -11,7 +11,7 @@ from typing import Protocol
 
 from modelplex.core.errors import DeadlineError, UnavailableError, WorkerLostError
 from modelplex.dispatch.batching import NO_DEADLINE, QueuedRequest
-from modelplex.dispatch.deadlines import ANSWER_MARGIN_S, deadline_s
+from modelplex.dispatch.deadlines import ANSWER_MARGIN_S, deadline_s, priority_level
 from modelplex.serving.books import ModelBook, Pending, Queued
 from modelplex.serving.limits import ClientLink, Limits, QueueMemory, request_nbytes
 from modelplex.serving.slice_set import SliceSet
@@ -62,7 +62,9 @@ class RequestPath:
         deadline allows."""
         rows = validate_request(book.config, request)
         now = self.clock.now()
-        deadline = deadline_s(request.parameters, book.config.batching.slo_ms, now)
+        batching = book.config.batching
+        deadline = deadline_s(request.parameters, batching.slo_ms, now)
+        level = priority_level(request.parameters, batching.priority_levels, batching.default_priority_level)
         own = deadline != NO_DEADLINE  # else the longest wait bounds it, in admission too
         deadline = deadline if own else now + self.limits.max_wait_s - ANSWER_MARGIN_S
         if self.arrivals is not None:
@@ -71,23 +73,24 @@ class RequestPath:
         self.queue_memory.reserve(request.model, nbytes)
         try:
             try:
-                return await self._queue(book, request, rows, deadline, own, client)
+                return await self._queue(book, request, rows, deadline, own, client, level)
             except WorkerLostError:
                 if not self._retry_allowed(request.model, deadline):
                     raise
                 log.info("model %s: retrying a request whose worker was lost", request.model)
-                return await self._queue(book, request, rows, deadline, own, client)
+                return await self._queue(book, request, rows, deadline, own, client, level)
         finally:
             self.queue_memory.release(request.model, nbytes)
 
     async def _queue(
-        self, book: ModelBook, request: InferRequest, rows: int, deadline: float, own: bool, client: ClientLink | None
+        self, book: ModelBook, request: InferRequest, rows: int, deadline: float, own: bool, client: ClientLink | None,
+        level: int = 0,
     ) -> InferResponse:
         """Route one request to a slice of its model and wait for the answer (`own`: the deadline
         is the request's or its model's SLO, not the server's longest wait)."""
         now = self.clock.now()
         future: asyncio.Future[InferResponse] = asyncio.get_running_loop().create_future()
-        queued = QueuedRequest(now, deadline, rows, Pending(request, future, now, own))
+        queued = QueuedRequest(now, deadline, rows, Pending(request, future, now, own), priority=level)
         route = self.slices.routes.get(request.model)
         if route is None:
             raise UnavailableError(f"model {request.model} is not placed by the current plan")

@@ -18,6 +18,7 @@ from modelplex.dispatch.scheduler import Dispatch, SliceScheduler
 from modelplex.runtime.clock import Clock, Timer
 from modelplex.runtime.executor import Executor
 from modelplex.serving.books import ModelBook, Pending
+from modelplex.serving.warmup import run_warmup
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,13 @@ class SliceRunner:
     async def start(self) -> None:
         models = {n: b.config for n, b in self.books.items()}
         await self.executor.start(self.slice_id, self.slice, models, self._on_exit, self.scheduler.processes)
+        try:
+            for config in models.values():
+                if config.warmup:  # before the slice is ready: its first requests find a warm worker
+                    await run_warmup(self.executor, self.slice_id, config)
+        except ModelplexError:
+            await self.executor.stop(self.slice_id, force=True)
+            raise
         self._started = True
 
     async def stop(self, reason: str = "model unloaded") -> None:

@@ -10,6 +10,16 @@ import numpy as np
 from modelplex.core.tensors import DataType
 
 
+@dataclass(frozen=True)
+class ShmRef:
+    """Where a tensor lives in system shared memory: a registered region, an offset into it, and
+    a byte count (serving.shm reads and writes it)."""
+
+    region: str  # registered name
+    byte_size: int  # bytes of the tensor (for a requested output: the room given)
+    offset: int = 0  # from the region's start
+
+
 @dataclass
 class InferInput:
     """One decoded input tensor."""
@@ -17,7 +27,8 @@ class InferInput:
     name: str  # input name
     datatype: DataType  # declared element type
     shape: tuple[int, ...]  # declared shape (batch axis first for batched models)
-    array: np.ndarray  # data, already of `shape` and the datatype's dtype
+    array: np.ndarray  # data, already of `shape` and the datatype's dtype (empty until read when in `shm`)
+    shm: ShmRef | None = None  # the data is in this shared-memory region (read by serving.shm)
 
 
 @dataclass
@@ -26,6 +37,7 @@ class RequestedOutput:
 
     name: str  # output name
     binary: bool | None = None  # HTTP only: True = binary extension, None = request default
+    shm: ShmRef | None = None  # write it into this shared-memory region instead of the answer
 
 
 @dataclass
@@ -48,6 +60,7 @@ class InferOutput:
     datatype: DataType  # element type
     shape: tuple[int, ...]  # shape of array
     array: np.ndarray  # the data
+    shm: ShmRef | None = None  # written into this shared-memory region: sent without data
 
 
 @dataclass
