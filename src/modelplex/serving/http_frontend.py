@@ -175,16 +175,16 @@ class _Api:
         self.driver = driver  # the re-planning loop, when serving under a policy
 
     async def live(self, request: Request) -> Response:
-        return Response(status_code=200)
+        return _json({"live": True})
 
     async def ready(self, request: Request) -> Response:
-        return _ok_if(self.plane.ready())
+        return _ok_if(self.plane.ready(), "ready")
 
     async def server_metadata(self, request: Request) -> Response:
         return _json(server_metadata_json(self.plane.server_metadata()))
 
     async def model_ready(self, request: Request) -> Response:
-        return _ok_if(self.plane.model_ready(*_mv(request)))
+        return _ok_if(self.plane.model_ready(*_mv(request)), "ready")
 
     async def model_metadata(self, request: Request) -> Response:
         return _json(model_metadata_json(self.plane.model_metadata(*_mv(request))))
@@ -264,8 +264,10 @@ class _Api:
         ]
 
 
-def _ok_if(flag: bool) -> Response:
-    return Response(status_code=200 if flag else 400)
+def _ok_if(flag: bool, key: str) -> Response:
+    """Health answers: the status says it (Triton's clients read only that); the body says it too,
+    as the Open Inference Protocol's {"live"|"ready": bool} (the KServe SDK reads the body)."""
+    return _json({key: flag}, 200 if flag else 400)
 
 
 def _mv(request: Request) -> tuple[str, str | None]:
