@@ -161,3 +161,20 @@ def test_kserve_sdk_v2_clients(srv: RunningServer) -> None:
         assert report[check] is True, (check, report)
     for check in ("rest_infer_json", "rest_infer_binary", "grpc_infer"):
         assert report[check] and all(report[check].values()), (check, report[check])
+    status, message = report["rest_v1"]  # a v1 client hears which protocol to speak
+    assert status == 400 and "unsupported protocol" in message and "/v2/models/{model}/infer" in message, report
+
+
+@pytest.mark.parametrize(("path", "body", "names"), [
+    ("/v1/models/idf:predict", b'{"instances": [[1, 2, 3, 4]]}', "/v1/"),
+    ("/v1/models", None, "/v1/"),
+    ("/v3/models/idf/infer", b"{}", "/v3/"),
+    ("/v2/models/idf:predict", b'{"instances": [[1, 2, 3, 4]]}', ":predict"),
+    ("/v2/models/idf/infer", b'{"instances": [[1, 2, 3, 4]]}', "'instances'"),
+])
+def test_another_protocol_version_is_a_400_naming_it(srv: RunningServer, path: str, body: bytes | None, names: str) -> None:
+    status, raw = srv.request(path, body, {"Content-Type": "application/json"})
+    message = json.loads(raw)["error"]
+    assert status == 400 and message.startswith("unsupported protocol") and names in message, (status, message)
+    assert srv.request("/v2/models/idf/ready")[0] == 200  # the server is unaffected
+    assert srv.request("/v2/models/idf/nothing-here")[0] == 404  # an unknown v2 path stays a 404

@@ -12,6 +12,7 @@ import asyncio
 import json
 import sys
 
+import httpx
 import numpy as np
 from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
@@ -62,6 +63,13 @@ async def _rest(url: str) -> dict[str, object]:
         response = await client.infer(base, request, model_name=MODEL)
         report[f"rest_infer_{'binary' if binary else 'json'}"] = _equal(response, sent)
     await client.close()
+    v1 = InferenceRESTClient(RESTConfig(protocol="v1", timeout=30))  # the SDK's default protocol
+    try:
+        await v1.infer(base, {"instances": [[1, 2]]}, model_name=MODEL)
+        report["rest_v1"] = "answered"
+    except httpx.HTTPStatusError as exc:
+        report["rest_v1"] = [exc.response.status_code, exc.response.json().get("error", "")]
+    await v1.close()
     return report
 
 

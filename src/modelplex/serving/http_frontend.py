@@ -270,6 +270,20 @@ def _ok_if(flag: bool, key: str) -> Response:
     return _json({key: flag}, 200 if flag else 400)
 
 
+def other_protocol(path: str) -> str | None:
+    """Why `path`, which no route takes, is from another protocol than KServe v2 (a v1 client's
+    `/v1/models/m:predict`, a `/v3/...`), or None when it is just an unknown v2 path."""
+    version = path.strip("/").split("/", 1)[0]
+    verb = path.rsplit(":", 1)[1] if ":" in path.rsplit("/", 1)[-1] else None
+    if version == "v2" and verb is None:
+        return None
+    if version == "v2" or (version[:1] == "v" and version[1:].isdigit()):
+        what = f"/{version}/ paths are" if version != "v2" else f"':{verb}' (a KServe v1 verb) is"
+        return (f"unsupported protocol: {what} not served; this server speaks the KServe v2 (Open Inference) "
+                "protocol: POST /v2/models/{model}/infer with {\"inputs\": [...]}, or its gRPC service")
+    return None
+
+
 def _mv(request: Request) -> tuple[str, str | None]:
     p = request.path_params
     return p["model"], p.get("version")
@@ -283,6 +297,9 @@ def build_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        other = other_protocol(request.url.path) if exc.status_code in (404, 405) else None
+        if other is not None:
+            return _error(400, other)
         return _error(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
