@@ -365,6 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     except ModelplexError as exc:
         log.error("%s", exc.message)
         return 2
+    except ImportError as exc:  # e.g. an unsupported protobuf runtime (serving.grpc_gen's check)
+        if "protobuf" not in str(exc):
+            raise
+        log.error("%s", exc)
+        return 2
     except KeyboardInterrupt:
         return 130
 
