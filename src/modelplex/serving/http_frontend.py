@@ -274,7 +274,8 @@ def other_protocol(path: str) -> str | None:
     """Why `path`, which no route takes, is from another protocol than KServe v2 (a v1 client's
     `/v1/models/m:predict`, a `/v3/...`), or None when it is just an unknown v2 path."""
     version = path.strip("/").split("/", 1)[0]
-    verb = path.rsplit(":", 1)[1] if ":" in path.rsplit("/", 1)[-1] else None
+    last = path.rsplit("/", 1)[-1]
+    verb = last.rsplit(":", 1)[1] if last.endswith((":predict", ":explain")) else None
     if version == "v2" and verb is None:
         return None
     if version == "v2" or (version[:1] == "v" and version[1:].isdigit()):
