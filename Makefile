@@ -5,12 +5,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: run test venv examples bench clean
+.PHONY: run test venv examples bench clean lock
 
-$(STAMP): pyproject.toml
+# pyproject.toml declares compatible ranges; constraints.txt pins the tested set, so set-up is
+# reproducible. `make lock` re-resolves the newest versions in the ranges and rewrites it.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -29,6 +31,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_serving.py
+
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q -e '.[dev]'
+	{ sed -n 1,2p constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^#'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) state examples/models

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from modelplex.core.errors import ModelplexError  # noqa: E402
+from modelplex.logformat import LOG_FORMAT_ENV, LOG_FORMATS, JsonLinesFormatter  # noqa: E402
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -46,22 +47,29 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         super().emit(record)
 
 
-def configure_logging(level: str = "info", prefix: str = "modelplex") -> None:
-    """Log lines go to stderr as `<prefix>: message`: modelplex's loggers at `level`, other
-    libraries' at warning and above. Calling it again replaces the earlier setting (not a second
-    handler). Worker processes started from here inherit the level through MODELPLEX_LOG_LEVEL."""
+def configure_logging(level: str = "info", prefix: str = "modelplex", fmt: str = "text") -> None:
+    """Log lines go to stderr as `<prefix>: message` (fmt "json": one JSON object per line):
+    modelplex's loggers at `level`, other libraries' at warning and above. Calling it again
+    replaces the earlier setting (not a second handler). Worker processes started from here inherit
+    the level and format through MODELPLEX_LOG_LEVEL and MODELPLEX_LOG_FORMAT."""
     if level not in LOG_LEVELS:
         raise ValueError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"log format {fmt!r} is not one of {', '.join(LOG_FORMATS)}")
     numeric = getattr(logging, level.upper())
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(old)
     handler = _StderrHandler()
-    handler.setFormatter(_Formatter(prefix, with_name=numeric <= logging.DEBUG))
+    if fmt == "json":
+        handler.setFormatter(JsonLinesFormatter())
+    else:
+        handler.setFormatter(_Formatter(prefix, with_name=numeric <= logging.DEBUG))
     root.addHandler(handler)
     root.setLevel(max(numeric, logging.WARNING))
     logging.getLogger("modelplex").setLevel(numeric)
     os.environ[LOG_LEVEL_ENV] = level
+    os.environ[LOG_FORMAT_ENV] = fmt
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -270,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelplex", description=__doc__)
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info",
                         help="how much to log on stderr (default info); also accepted after the subcommand")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                        help="log lines as text (default) or json (one object per line); also after the subcommand")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="serve a model repository over KServe v2 HTTP and gRPC")
@@ -322,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     for subparser in sub.choices.values():  # `modelplex serve --log-level debug` works too
         subparser.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
                                help="how much to log on stderr (default info)")
+        subparser.add_argument("--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS,
+                               help="log lines as text (default) or json (one object per line)")
     return parser
 
 
@@ -346,12 +358,17 @@ def _client_options(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, fmt=args.log_format)
     func: Command = args.func
     try:
         return func(args)
     except ModelplexError as exc:
         log.error("%s", exc.message)
+        return 2
+    except ImportError as exc:  # e.g. an unsupported protobuf runtime (serving.grpc_gen's check)
+        if "protobuf" not in str(exc):
+            raise
+        log.error("%s", exc)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -139,7 +139,7 @@ def test_never_answered_below_the_floor(ml_server: RunningServer) -> None:
 
 
 def test_grpc_task_query(ml_server: RunningServer) -> None:
-    # tritonclient 2.41 sends only int, bool and string parameters: numeric strings are accepted
+    # older tritonclients (2.41) send only int, bool and string parameters: numeric strings are accepted
     import tritonclient.grpc as grpcclient
 
     client = grpcclient.InferenceServerClient(ml_server.grpc_url)

@@ -61,3 +61,26 @@ def identity_fp32(path: Path, input_name: str = "x", output_name: str = "y", wid
     y = helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", width])
     graph = helper.make_graph([helper.make_node("Identity", [input_name], [output_name])], "identity", [x], [y])
     return _save(graph, path)
+
+
+# Every KServe v2 datatype ONNX Runtime's Identity carries, as (datatype, ONNX type, numpy dtype).
+ALL_TYPES: list[tuple[str, int, str]] = [
+    ("BOOL", TensorProto.BOOL, "bool"), ("UINT8", TensorProto.UINT8, "uint8"),
+    ("UINT16", TensorProto.UINT16, "uint16"), ("UINT32", TensorProto.UINT32, "uint32"),
+    ("UINT64", TensorProto.UINT64, "uint64"), ("INT8", TensorProto.INT8, "int8"),
+    ("INT16", TensorProto.INT16, "int16"), ("INT32", TensorProto.INT32, "int32"),
+    ("INT64", TensorProto.INT64, "int64"), ("FP16", TensorProto.FLOAT16, "float16"),
+    ("FP32", TensorProto.FLOAT, "float32"), ("FP64", TensorProto.DOUBLE, "float64"),
+    ("BYTES", TensorProto.STRING, "object"),
+]
+
+
+def identity_all_types(path: Path) -> Path:
+    """One input `in_<type>` [batch, 2] and one output `out_<type>` per datatype in ALL_TYPES."""
+    inputs, outputs, nodes = [], [], []
+    for datatype, onnx_type, _ in ALL_TYPES:
+        name = datatype.lower()
+        inputs.append(helper.make_tensor_value_info(f"in_{name}", onnx_type, ["batch", 2]))
+        outputs.append(helper.make_tensor_value_info(f"out_{name}", onnx_type, ["batch", 2]))
+        nodes.append(helper.make_node("Identity", [f"in_{name}"], [f"out_{name}"]))
+    return _save(helper.make_graph(nodes, "identity_all_types", inputs, outputs), path)

@@ -70,40 +70,40 @@ def solve_optimal(
     models = ctx.models
     thr = {(m.name, p): int(capacity_rps(m, p) * SCALE) for m in models for p in sizes}
     mdl = cp_model.CpModel()
-    n = [mdl.NewIntVar(0, pool, f"n{c}") for c in range(len(layouts))]
-    mdl.Add(sum(n) <= pool)
+    n = [mdl.new_int_var(0, pool, f"n{c}") for c in range(len(layouts))]
+    mdl.add(sum(n) <= pool)
     w: dict[tuple[str, int], cp_model.IntVar] = {}
     for p in sizes:
         most = pool * max(lay.count(p) for lay in layouts)
         cut = sum(n[c] * lay.count(p) for c, lay in enumerate(layouts) if p in lay)
         usable = [m for m in models if thr[(m.name, p)] > 0]
         for m in usable:
-            w[(m.name, p)] = mdl.NewIntVar(0, most, f"w_{m.name}_{p}")
-        mdl.Add(sum(w[(m.name, p)] for m in usable) <= cut)
+            w[(m.name, p)] = mdl.new_int_var(0, most, f"w_{m.name}_{p}")
+        mdl.add(sum(w[(m.name, p)] for m in usable) <= cut)
     served = {}
     for m in models:
         need = int(m.rate_rps * SCALE + 0.999)
-        served[m.name] = mdl.NewIntVar(0, need, f"s_{m.name}")
-        mdl.Add(served[m.name] <= sum(w[(m.name, p)] * thr[(m.name, p)] for p in sizes if (m.name, p) in w))
+        served[m.name] = mdl.new_int_var(0, need, f"s_{m.name}")
+        mdl.add(served[m.name] <= sum(w[(m.name, p)] * thr[(m.name, p)] for p in sizes if (m.name, p) in w))
     # lexicographic by weights: any served milli-rps beats any device, any device beats any slice unit
     slice_units = device.capacity * pool
     weight_dev = slice_units + 1
     weight_served = pool * weight_dev + slice_units + 1
-    mdl.Maximize(
+    mdl.maximize(
         sum(served.values()) * weight_served - sum(n) * weight_dev - sum(w[(name, p)] * p for (name, p) in w)
     )
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = cfg.time_limit_s
     solver.parameters.num_workers = 2
-    status = solver.Solve(mdl)
-    status_name = solver.StatusName(status)
+    status = solver.solve(mdl)
+    status_name = solver.status_name(status)
     b = Builder(ctx)
     if status_name not in ("OPTIMAL", "FEASIBLE"):
         for m in models:
             b.add_unserved(m, m.rate_rps)
-        return OptimalResult(b.to_plan("optimal"), status_name, solver.WallTime())
+        return OptimalResult(b.to_plan("optimal"), status_name, solver.wall_time)
     _materialise(b, solver, layouts, sizes, n, w, served)
-    return OptimalResult(b.to_plan("optimal"), status_name, solver.WallTime())
+    return OptimalResult(b.to_plan("optimal"), status_name, solver.wall_time)
 
 
 def _materialise(
@@ -120,7 +120,7 @@ def _materialise(
     free: dict[int, list[tuple[int, int]]] = {p: [] for p in sizes}  # size -> [(device, slot)]
     device_layouts: list[list[int]] = []
     for c, lay in enumerate(layouts):
-        for _ in range(solver.Value(n[c])):
+        for _ in range(solver.value(n[c])):
             dev = b.open_device()
             assert dev is not None
             device_layouts.append(list(lay))
@@ -129,9 +129,9 @@ def _materialise(
     work: dict[tuple[int, int], tuple[str, float]] = {}
     by_name = {m.name: m for m in models}
     for m in models:
-        mine = [(p, solver.Value(w[(m.name, p)])) for p in sizes if (m.name, p) in w]
+        mine = [(p, solver.value(w[(m.name, p)])) for p in sizes if (m.name, p) in w]
         cap = sum(k * capacity_rps(m, p) for p, k in mine)
-        rate = min(m.rate_rps, solver.Value(served[m.name]) / SCALE)
+        rate = min(m.rate_rps, solver.value(served[m.name]) / SCALE)
         for p, k in mine:
             for _ in range(k):
                 dev, slot = free[p].pop()

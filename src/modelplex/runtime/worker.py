@@ -24,6 +24,8 @@ from typing import Any
 # Pin before onnxruntime starts its thread pools, so they inherit the slice's cores.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
+from modelplex.logformat import LOG_FORMAT_ENV, JsonLinesFormatter, parse_log_format  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 LOG_LEVEL_ENV = "MODELPLEX_LOG_LEVEL"  # set by the modelplex CLI's --log-level; workers inherit it
@@ -32,15 +34,22 @@ BEAT_S = 0.2  # heartbeat period
 
 def configure_logging() -> None:
     """Log lines on stderr as `modelplex worker: message` (at debug with the pid, level and logger),
-    at the level in MODELPLEX_LOG_LEVEL (debug, info, warning or error; default info)."""
+    at the level in MODELPLEX_LOG_LEVEL (debug, info, warning or error; default info); as JSON
+    lines when MODELPLEX_LOG_FORMAT is json."""
     name = (os.environ.get(LOG_LEVEL_ENV) or "info").strip().lower()
     level = getattr(logging, name.upper(), None) if name in ("debug", "info", "warning", "error") else None
     fmt = "modelplex worker: %(message)s"
     if level == logging.DEBUG:
         fmt = "modelplex worker %(process)d: %(name)s: %(levelname)s: %(message)s"
     logging.basicConfig(level=logging.INFO if level is None else level, format=fmt, stream=sys.stderr)
+    out_format = parse_log_format(os.environ.get(LOG_FORMAT_ENV))
+    if out_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonLinesFormatter())
     if level is None:
         log.warning("%s=%r is not one of debug, info, warning, error; using info", LOG_LEVEL_ENV, name)
+    if out_format is None:
+        log.warning("%s=%r is not one of text, json; using text", LOG_FORMAT_ENV, os.environ.get(LOG_FORMAT_ENV))
 
 
 def _pin(cpus: list[int]) -> None:

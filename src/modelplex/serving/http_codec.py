@@ -70,6 +70,9 @@ def decode_request(model: str, version: str | None, body: bytes, header_length: 
         raise InvalidArgumentError("request body must be a JSON object")
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
+        if "instances" in doc:
+            raise InvalidArgumentError("unsupported protocol: 'instances' is a KServe v1 request; this server speaks "
+                                       "KServe v2: {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}")
         raise InvalidArgumentError("request needs a non-empty 'inputs' list")
     params = doc.get("parameters") or {}
     if not isinstance(params, dict):

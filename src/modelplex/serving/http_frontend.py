@@ -176,16 +176,16 @@ class _Api:
         self.driver = driver  # the re-planning loop, when serving under a policy
 
     async def live(self, request: Request) -> Response:
-        return Response(status_code=200)
+        return _json({"live": True})
 
     async def ready(self, request: Request) -> Response:
-        return _ok_if(self.plane.ready())
+        return _ok_if(self.plane.ready(), "ready")
 
     async def server_metadata(self, request: Request) -> Response:
         return _json(server_metadata_json(self.plane.server_metadata()))
 
     async def model_ready(self, request: Request) -> Response:
-        return _ok_if(self.plane.model_ready(*_mv(request)))
+        return _ok_if(self.plane.model_ready(*_mv(request)), "ready")
 
     async def model_metadata(self, request: Request) -> Response:
         return _json(model_metadata_json(self.plane.model_metadata(*_mv(request))))
@@ -290,8 +290,25 @@ class _Api:
         ]
 
 
-def _ok_if(flag: bool) -> Response:
-    return Response(status_code=200 if flag else 400)
+def _ok_if(flag: bool, key: str) -> Response:
+    """Health answers: the status says it (Triton's clients read only that); the body says it too,
+    as the Open Inference Protocol's {"live"|"ready": bool} (the KServe SDK reads the body)."""
+    return _json({key: flag}, 200 if flag else 400)
+
+
+def other_protocol(path: str) -> str | None:
+    """Why `path`, which no route takes, is from another protocol than KServe v2 (a v1 client's
+    `/v1/models/m:predict`, a `/v3/...`), or None when it is just an unknown v2 path."""
+    version = path.strip("/").split("/", 1)[0]
+    last = path.rsplit("/", 1)[-1]
+    verb = last.rsplit(":", 1)[1] if last.endswith((":predict", ":explain")) else None
+    if version == "v2" and verb is None:
+        return None
+    if version == "v2" or (version[:1] == "v" and version[1:].isdigit()):
+        what = f"/{version}/ paths are" if version != "v2" else f"':{verb}' (a KServe v1 verb) is"
+        return (f"unsupported protocol: {what} not served; this server speaks the KServe v2 (Open Inference) "
+                "protocol: POST /v2/models/{model}/infer with {\"inputs\": [...]}, or its gRPC service")
+    return None
 
 
 def _mv(request: Request) -> tuple[str, str | None]:
@@ -307,6 +324,9 @@ def build_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        other = other_protocol(request.url.path) if exc.status_code in (404, 405) else None
+        if other is not None:
+            return _error(400, other)
         return _error(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
