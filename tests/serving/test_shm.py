@@ -149,7 +149,6 @@ def test_bad_regions_are_400_naming_the_problem(server: RunningServer, region: s
 
 
 def test_with_tritonclient_shared_memory_utils(server: RunningServer) -> None:
-    pytest.importorskip("pkg_resources")  # tritonclient 2.41's shared_memory module imports it
     import tritonclient.utils.shared_memory as shm
 
     key = f"/mp_tc_{uuid.uuid4().hex[:8]}"
