@@ -282,24 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log lines as text (default) or json (one object per line); also after the subcommand")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="serve a model repository over KServe v2 HTTP and gRPC")
-    p.add_argument("--repository", required=True, help="folder laid out <model>/<version>/model.onnx")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--http-port", type=int, default=8000, help="KServe v2 REST port (default 8000)")
-    p.add_argument("--grpc-port", type=int, default=8001, help="KServe v2 gRPC port (default 8001, 0 = off)")
-    p.add_argument("--cpus", default=None, help="cores to cut into slices, e.g. 0-1 (default: all)")
-    p.add_argument("--state-dir", default="state", help="registry folder (SQLite); default ./state")
-    p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
-    p.add_argument("--policy", choices=["elastic", "temporal", "exclusive"], default=None,
-                   help="serve under a plan made by this policy from measured profiles, re-planning as rates move")
-    p.add_argument("--profiles", default=None, help="profiles JSON (modelplex profile --out); default: the registry's")
-    p.add_argument("--expected-rates", default=None, help="rates for the first plan, e.g. cnn=50,mlp=100 (req/s)")
-    p.add_argument("--no-replan", action="store_true", help="keep the first plan whatever the traffic")
-    p.add_argument("--gpus", action="store_true",
-                   help="plan onto this host's GPUs cut into MPS shares (starts an MPS daemon; ONNX Runtime CUDA provider)")
-    _add_limit_args(p)
-    _add_security_args(p)
-    p.set_defaults(func=_cmd_serve)
+    _add_serve_parser(sub)
 
     p = sub.add_parser("status", help="show a running server's plan, slices and SLO attainment")
     p.add_argument("--url", default="http://127.0.0.1:8000", help="server address (default http://127.0.0.1:8000)")
@@ -335,6 +318,27 @@ def build_parser() -> argparse.ArgumentParser:
         subparser.add_argument("--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS,
                                help="log lines as text (default) or json (one object per line)")
     return parser
+
+
+def _add_serve_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("serve", help="serve a model repository over KServe v2 HTTP and gRPC")
+    p.add_argument("--repository", required=True, help="folder laid out <model>/<version>/model.onnx")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--http-port", type=int, default=8000, help="KServe v2 REST port (default 8000)")
+    p.add_argument("--grpc-port", type=int, default=8001, help="KServe v2 gRPC port (default 8001, 0 = off)")
+    p.add_argument("--cpus", default=None, help="cores to cut into slices, e.g. 0-1 (default: all)")
+    p.add_argument("--state-dir", default="state", help="registry folder (SQLite); default ./state")
+    p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
+    p.add_argument("--policy", choices=["elastic", "temporal", "exclusive"], default=None,
+                   help="serve under a plan made by this policy from measured profiles, re-planning as rates move")
+    p.add_argument("--profiles", default=None, help="profiles JSON (modelplex profile --out); default: the registry's")
+    p.add_argument("--expected-rates", default=None, help="rates for the first plan, e.g. cnn=50,mlp=100 (req/s)")
+    p.add_argument("--no-replan", action="store_true", help="keep the first plan whatever the traffic")
+    p.add_argument("--gpus", action="store_true",
+                   help="plan onto this host's GPUs cut into MPS shares (starts an MPS daemon; ONNX Runtime CUDA provider)")
+    _add_limit_args(p)
+    _add_security_args(p)
+    p.set_defaults(func=_cmd_serve)
 
 
 def _add_security_args(p: argparse.ArgumentParser) -> None:
