@@ -21,6 +21,8 @@ import threading
 import time
 from typing import Any
 
+from modelplex.runtime.heap import trim_heap
+
 # Pin before onnxruntime starts its thread pools, so they inherit the slice's cores.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 LOG_LEVEL_ENV = "MODELPLEX_LOG_LEVEL"  # set by the modelplex CLI's --log-level; workers inherit it
 BEAT_S = 0.2  # heartbeat period
+TRIM_IDLE_S = 1.0  # idle this long after an answer, the worker returns freed heap to the system
 
 
 def configure_logging() -> None:
@@ -93,32 +96,11 @@ def make_session(path: str, threads: int, provider: str = "cpu") -> Any:
     # Spinning threads would steal the cores the frontend and neighbouring slices need.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
+    # No arena: what a burst of large batches took goes back to malloc, and the idle worker hands
+    # it to the system (heap.trim); an arena would keep its peak until the worker exits.
+    opts.enable_cpu_mem_arena = False
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
     return ort.InferenceSession(path, sess_options=opts, providers=providers)
-
-
-class _Shrink:
-    """Run options that hand ONNX Runtime's idle arena memory back, at most once a second: a
-    burst of large batches would otherwise keep its memory until the worker exits."""
-
-    def __init__(self, every_s: float = 1.0) -> None:
-        self.every_s = every_s
-        self._next_s = 0.0
-        self._options: Any = None  # onnxruntime.RunOptions, made on first use
-
-    def options(self, now: float) -> Any:
-        if now < self._next_s:
-            return None
-        self._next_s = now + self.every_s
-        if self._options is None:
-            import onnxruntime as ort
-
-            self._options = ort.RunOptions()
-            self._options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        return self._options
-
-
-_SHRINK = _Shrink()
 
 
 class _Loaded:
@@ -172,10 +154,18 @@ class _Channel:
         self.sock = sock
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._last_answer_s = 0.0  # when the last answer went out
+        self._trimmed = True  # the heap was trimmed since then
 
     def send(self, frames: list[bytes | memoryview]) -> None:
         with self._lock:
             self.sock.sendall(b"".join(frames))
+
+    def answered(self, frames: list[bytes | memoryview]) -> None:
+        """Send an answer; once idle for TRIM_IDLE_S after it, the heap is trimmed."""
+        self.send(frames)
+        self._last_answer_s = time.monotonic()
+        self._trimmed = False
 
     def beat(self) -> None:
         """Send a heartbeat every BEAT_S until the channel closes (a daemon thread)."""
@@ -187,6 +177,9 @@ class _Channel:
                 self.send(frame)
             except OSError:
                 return
+            if not self._trimmed and time.monotonic() - self._last_answer_s > TRIM_IDLE_S:
+                self._trimmed = True
+                trim_heap()
 
     def close(self) -> None:
         self._closed.set()
@@ -228,7 +221,7 @@ def _loop(channel: _Channel, loaded: dict[str, _Loaded], threads: int, provider:
         if op in ("load", "unload"):
             channel.send(wire.encode(_load_or_unload(header, loaded, threads, provider), []))
             continue
-        channel.send(_infer(header, payload, loaded, default))
+        channel.answered(_infer(header, payload, loaded, default))
 
 
 def _infer(header: dict[str, Any], payload: bytearray, loaded: dict[str, _Loaded], default: str) -> list[bytes | memoryview]:
@@ -250,7 +243,7 @@ def _infer(header: dict[str, Any], payload: bytearray, loaded: dict[str, _Loaded
             feeds[name] = arr
         names = header.get("outputs") or model.outputs
         t_run = time.perf_counter()
-        results = model.session.run(names, feeds, _SHRINK.options(t_run))
+        results = model.session.run(names, feeds)
         compute_s = time.perf_counter() - t_run
         return wire.encode(
             {"op": "result", "id": req_id, "ok": True, "compute_s": compute_s},

@@ -81,10 +81,34 @@ def decode_request(model: str, version: str | None, body: bytes, header_length: 
     req_id = doc.get("id")
     if req_id is not None and not isinstance(req_id, str):
         raise InvalidArgumentError("'id' must be a string")
-    json_data = JsonData(json_len, b"true" in head or b"false" in head)
+    json_data = JsonData(json_len, _may_hold_bools(head, doc))
     inputs = _decode_inputs(raw_inputs, memoryview(body)[json_len:], json_data)
     outputs = _decode_outputs(doc.get("outputs"))
     return InferRequest(model, version, inputs, outputs, req_id, params)
+
+
+_NUMBER_TEXT = b"0123456789.,eE-+[] \t\r\n"  # all a numeric `data` array is written with
+
+
+def _may_hold_bools(head: bytes, doc: Any) -> bool:
+    """Whether some `data` may hold a true or false (numpy would read it as 1 or 0): the text has
+    more of them than the request's parameters and flags. One pass over the text, at C speed;
+    a string that happens to spell them only costs the exact scan."""
+    rest = head.translate(None, _NUMBER_TEXT)  # "true" -> "tru", "false" -> "fals"
+    literals = rest.count(b"tru") + rest.count(b"fals")
+    return literals > 0 and literals > _bools_outside_data(doc)
+
+
+def _bools_outside_data(doc: Any, key: str = "") -> int:
+    """The true/false values of a request outside its inputs' `data` (parameters, flags): when the
+    text holds no more than these, no `data` needs scanning for booleans."""
+    if doc is True or doc is False:
+        return 1
+    if isinstance(doc, dict):
+        return sum(_bools_outside_data(v, k) for k, v in doc.items() if k != "data")
+    if isinstance(doc, list) and key in ("inputs", "outputs", ""):
+        return sum(_bools_outside_data(v) for v in doc)
+    return 0
 
 
 def _decode_inputs(raw_inputs: list[Any], binary: memoryview, json_data: JsonData) -> list[InferInput]:

@@ -4,9 +4,6 @@ client, so a request whose client left is never computed."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelplex.core.errors import UnavailableError
+from modelplex.runtime.heap import trim_heap
 from modelplex.serving.types import InferRequest
 
 log = logging.getLogger(__name__)
@@ -92,24 +90,9 @@ class QueueMemory:
         return self._by_model.get(model, 0)
 
 
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-
-
 def _trim_heap() -> None:
-    """Hand freed heap pages back to the system (glibc keeps them after a burst of requests
-    otherwise, and the server's memory would stay at its peak)."""
-    libc = _libc()
-    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
-    if trim is None:  # not glibc
-        return
-    trim(0)
-    log.debug("queues empty after a peak: freed heap memory returned to the system")
+    if trim_heap():
+        log.debug("queues empty after a peak: freed heap memory returned to the system")
 
 
 class ClientLink:
