@@ -226,11 +226,13 @@ class DataPlane:
         its model's (no `timeout` in its JSON) and no slice could meet it even for one row:
         under a flood of retries, a refusal then costs little more than the HTTP exchange."""
         book = self.books.get(model)
-        if book is None or b'"timeout"' in json_part or b'"priority"' in json_part:
+        if book is None or (self.modelless is not None and model not in self.repository_names):
+            return  # unknown here, or a variant or registered model: model-less selection decides
+        if not self.requests.too_busy(book):
+            return  # the common case: answered without looking at the body
+        if b'"timeout"' in json_part or b'"priority"' in json_part:
             return  # its own deadline, or a level that may put it ahead of the queue
-        if self.modelless is not None and model not in self.repository_names:
-            return  # a variant or registered model: model-less selection decides
-        self.requests.refuse_if_busy(book)
+        self.requests.refuse_busy(book)
 
     async def run_request(self, request: InferRequest, client: ClientLink | None = None) -> InferResponse:
         """Queue a request for a served model and wait for its answer (see RequestPath.run)."""

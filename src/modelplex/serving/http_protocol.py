@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any
 
 import orjson
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 CLIENT_KEY = "modelplex.client"  # the scope key of a request's ClientLink
 HEADER_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 60.0
+SWEEP_S = 0.5  # how often connections are checked against their limits (no timer per request)
+
+_swept: list[set[Any]] = []  # the connection sets (one per server) a sweep looks after
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
@@ -37,12 +41,16 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._limit_timer: asyncio.TimerHandle | None = None
+        self._limit_at = math.inf  # loop time by which the current stage must be received
+        self._limit_what = ""  # that stage, for the message
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         # a connection that never sends a request is closed like an idle keep-alive one
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        if not any(c is self.connections for c in _swept):
+            _swept.append(self.connections)
+            self.loop.call_later(SWEEP_S, _sweep, self.loop, self.connections)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_limit()
@@ -68,16 +76,19 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def _arm(self, seconds: float, what: str) -> None:
-        self._cancel_limit()
-        self._limit_timer = self.loop.call_later(seconds, self._too_slow, what, seconds)
+        self._limit_at = self.loop.time() + seconds
+        self._limit_what = what
 
     def _cancel_limit(self) -> None:
-        if self._limit_timer is not None:
-            self._limit_timer.cancel()
-            self._limit_timer = None
+        self._limit_at = math.inf
+
+    def check_limit(self, now: float) -> None:
+        """Cut the connection off if the stage it is in is overdue (called by the sweep)."""
+        if now > self._limit_at:
+            self._limit_at = math.inf
+            self._too_slow(self._limit_what, self.body_timeout_s if self._limit_what == "request body" else self.header_timeout_s)
 
     def _too_slow(self, what: str, seconds: float) -> None:
-        self._limit_timer = None
         if self.transport.is_closing():
             return
         log.info("closing a connection from %s: %s not received within %g s", self.client, what, seconds)
@@ -89,6 +100,15 @@ class BoundedHttpProtocol(HttpToolsProtocol):
                 b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
             )
         self.transport.close()
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+    """Check every connection of one server against its time limit, twice a second."""
+    now = loop.time()
+    for conn in list(connections):
+        if isinstance(conn, BoundedHttpProtocol):
+            conn.check_limit(now)
+    loop.call_later(SWEEP_S, _sweep, loop, connections)
 
 
 def bounded_protocol(header_timeout_s: float, body_timeout_s: float) -> type[BoundedHttpProtocol]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from modelplex.core.errors import DeadlineError, UnavailableError, WorkerLostError
 from modelplex.dispatch.batching import NO_DEADLINE, QueuedRequest
@@ -37,24 +37,26 @@ class RequestPath:
         self.arrivals = arrivals  # told of every arrival, if anyone listens
         self.queue_memory = QueueMemory(limits)  # bytes of requests held now
 
-    def refuse_if_busy(self, book: ModelBook) -> None:
-        """Raise the refusal a one-row request with its model's deadline would get, when every
-        slice of the model is too busy to meet it (see Router.refuses_busy)."""
-        model = book.config.model.name
-        route = self.slices.routes.get(model)
-        if route is None:
-            return
-        now = self.clock.now()
+    def too_busy(self, book: ModelBook) -> bool:
+        """Every slice of the model is too far behind to meet a one-row request with its model's
+        deadline (see Router.refuses_busy). Cheap: asked before a request is decoded."""
+        route = self.slices.routes.get(book.config.model.name)
+        return route is not None and route.refuses_busy(1, self._model_deadline(book, self.clock.now()), self.clock.now())
+
+    def refuse_busy(self, book: ModelBook) -> NoReturn:
+        """Refuse a request that too_busy() said cannot be served in time, as admission would."""
+        model, now = book.config.model.name, self.clock.now()
         slo_ms = book.config.batching.slo_ms
-        deadline = deadline_s({}, slo_ms, now) if slo_ms is not None else now + self.limits.max_wait_s - ANSWER_MARGIN_S
-        if not route.refuses_busy(1, deadline, now):
-            return
         if self.arrivals is not None:
             self.arrivals.observe(model, now)
         book.rejected(deadline=slo_ms is not None, now=now)
         if slo_ms is None:
             raise self._too_long(model)
         raise DeadlineError(f"model {model}: deadline cannot be met: the queue ahead takes longer than its {slo_ms:g} ms SLO")
+
+    def _model_deadline(self, book: ModelBook, now: float) -> float:
+        slo_ms = book.config.batching.slo_ms
+        return deadline_s({}, slo_ms, now) if slo_ms is not None else now + self.limits.max_wait_s - ANSWER_MARGIN_S
 
     async def run(self, book: ModelBook, request: InferRequest, client: ClientLink | None = None) -> InferResponse:
         """Queue a request and wait for its answer: by its deadline (or the server's longest wait)
