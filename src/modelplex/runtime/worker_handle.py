@@ -23,6 +23,10 @@ Arrays = list[tuple[str, np.ndarray]]
 log = logging.getLogger(__name__)
 
 STALL_TIMEOUT_S = 2.0  # a worker silent this long (no result, no heartbeat) is stalled
+# glibc in the worker: a batch's buffers come from the heap, not fresh mmaps faulted in on every run
+# (the worker runs ONNX Runtime without its arena), and the heap is not trimmed during a burst --
+# the idle worker trims it (runtime.heap) once the burst is over.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 _WATCH_S = 0.25  # how often the watchdog looks
 
 
@@ -82,7 +86,7 @@ class WorkerHandle:
 
     async def start(self, timeout_s: float = 120.0) -> WorkerInfo:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", OMP_NUM_THREADS=str(self.threads), **self.extra_env)
+        env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", OMP_NUM_THREADS=str(self.threads), **MALLOC_ENV, **self.extra_env)
         cmd = [
             sys.executable, "-m", "modelplex.runtime.worker",
             "--fd", str(child.fileno()),
