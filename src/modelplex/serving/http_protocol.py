@@ -42,7 +42,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._limit_at = math.inf  # loop time by which the current stage must be received
-        self._limit_what = ""  # that stage, for the message
+        self._limit = ("", 0.0)  # that stage and its time limit, for the message
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -77,7 +77,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _arm(self, seconds: float, what: str) -> None:
         self._limit_at = self.loop.time() + seconds
-        self._limit_what = what
+        self._limit = (what, seconds)
 
     def _cancel_limit(self) -> None:
         self._limit_at = math.inf
@@ -86,7 +86,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         """Cut the connection off if the stage it is in is overdue (called by the sweep)."""
         if now > self._limit_at:
             self._limit_at = math.inf
-            self._too_slow(self._limit_what, self.body_timeout_s if self._limit_what == "request body" else self.header_timeout_s)
+            self._too_slow(*self._limit)
 
     def _too_slow(self, what: str, seconds: float) -> None:
         if self.transport.is_closing():

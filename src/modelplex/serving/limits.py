@@ -84,15 +84,9 @@ class QueueMemory:
         self._held -= 1
         if self._held == 0 and (self._peak > TRIM_AFTER_BYTES or self._peak_held >= TRIM_AFTER_REQUESTS):
             self._peak = self._peak_held = 0
-            _trim_heap()
+            if trim_heap():
+                log.debug("queues empty after a peak: freed heap memory returned to the system")
 
-    def held(self, model: str) -> int:
-        return self._by_model.get(model, 0)
-
-
-def _trim_heap() -> None:
-    if trim_heap():
-        log.debug("queues empty after a peak: freed heap memory returned to the system")
 
 
 class ClientLink:

@@ -41,7 +41,8 @@ class RequestPath:
         """Every slice of the model is too far behind to meet a one-row request with its model's
         deadline (see Router.refuses_busy). Cheap: asked before a request is decoded."""
         route = self.slices.routes.get(book.config.model.name)
-        return route is not None and route.refuses_busy(1, self._model_deadline(book, self.clock.now()), self.clock.now())
+        now = self.clock.now()
+        return route is not None and route.refuses_busy(1, self._deadline({}, book, now)[0], now)
 
     def refuse_busy(self, book: ModelBook) -> NoReturn:
         """Refuse a request that too_busy() said cannot be served in time, as admission would."""
@@ -54,9 +55,12 @@ class RequestPath:
             raise self._too_long(model)
         raise DeadlineError(f"model {model}: deadline cannot be met: the queue ahead takes longer than its {slo_ms:g} ms SLO")
 
-    def _model_deadline(self, book: ModelBook, now: float) -> float:
-        slo_ms = book.config.batching.slo_ms
-        return deadline_s({}, slo_ms, now) if slo_ms is not None else now + self.limits.max_wait_s - ANSWER_MARGIN_S
+    def _deadline(self, parameters: dict[str, object], book: ModelBook, now: float) -> tuple[float, bool]:
+        """A request's deadline, and whether it is its own (or its model's SLO) rather than the
+        server's longest wait, which bounds a request without one, in admission too."""
+        deadline = deadline_s(parameters, book.config.batching.slo_ms, now)
+        own = deadline != NO_DEADLINE
+        return (deadline if own else now + self.limits.max_wait_s - ANSWER_MARGIN_S), own
 
     async def run(self, book: ModelBook, request: InferRequest, client: ClientLink | None = None) -> InferResponse:
         """Queue a request and wait for its answer: by its deadline (or the server's longest wait)
@@ -65,10 +69,8 @@ class RequestPath:
         rows = validate_request(book.config, request)
         now = self.clock.now()
         batching = book.config.batching
-        deadline = deadline_s(request.parameters, batching.slo_ms, now)
+        deadline, own = self._deadline(request.parameters, book, now)
         level = priority_level(request.parameters, batching.priority_levels, batching.default_priority_level)
-        own = deadline != NO_DEADLINE  # else the longest wait bounds it, in admission too
-        deadline = deadline if own else now + self.limits.max_wait_s - ANSWER_MARGIN_S
         if self.arrivals is not None:
             self.arrivals.observe(request.model, now)
         nbytes = request_nbytes(request)
