@@ -1,0 +1,155 @@
+"""The data path against in-process ONNX Runtime, on a small CNN, default settings, in one run.
+
+    .venv/bin/python benchmarks/datapath/run.py [--duration 5] [--concurrency 1,8,32]
+        [--clients http-binary,http-json,grpc] [--src DIR] [--mlserver VENV] [--label NAME]
+
+The server is started on a repository holding the model alone with no configuration file (what a
+user gets with `modelplex serve --repository R`). The load generator runs in its own process, so
+that the CPU time of the load generator, the frontend and every worker is measured apart: CPU µs
+per request = that process's CPU seconds in the measured window / requests the server answered in
+that window (its own statistics). `--src` serves another checkout's `src` (before/after tables).
+`--mlserver VENV` also measures MLServer's best configuration from that virtual environment
+(benchmarks/datapath/mlserver_setup.sh makes it). Writes benchmarks/results/datapath[_LABEL].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1] / "tests" / "support")]
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+
+import small_cnn  # noqa: E402
+from procs import cpu_seconds, load_process  # noqa: E402
+from server import start_server  # noqa: E402
+
+X = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+
+
+def in_process(model_path: str, duration_s: float, callers: int) -> dict[str, float]:
+    """Batch-1 inference in this process: `callers` threads, each on its own one-thread session."""
+    import onnxruntime as ort
+
+    def session() -> ort.InferenceSession:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        return ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
+
+    sessions = [session() for _ in range(callers)]
+    for s in sessions:
+        for _ in range(50):
+            s.run(None, {"input": X})
+    lat: list[list[float]] = [[] for _ in range(callers)]
+    stop = time.perf_counter() + duration_s
+
+    def loop(i: int) -> None:
+        while (t0 := time.perf_counter()) < stop:
+            sessions[i].run(None, {"input": X})
+            lat[i].append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ms = np.array([v for one in lat for v in one]) * 1e3
+    return {"rps": len(ms) / duration_s, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def server_pids(srv_pid: int) -> dict[str, list[int]]:
+    """The frontend and its worker processes (children that are not helper pools)."""
+    front = psutil.Process(srv_pid)
+    workers = [c.pid for c in front.children(recursive=True) if "modelplex.runtime.worker" in " ".join(c.cmdline())]
+    return {"frontend": [srv_pid], "workers": workers}
+
+
+def measure_point(target: dict[str, object], client: str, conc: int, duration_s: float, warmup_s: float,
+                  answered: "Callable[[], int]", pids: dict[str, list[int]]) -> dict[str, object]:
+    """One closed-loop point; CPU per process over the measured window."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=load_process, args=(child, target, client, conc, duration_s, warmup_s, X))
+    proc.start()
+    time.sleep(warmup_s)
+    n0, cpu0 = answered(), cpu_seconds({**pids, "loadgen": [proc.pid]})
+    time.sleep(duration_s)
+    n1, cpu1 = answered(), cpu_seconds({**pids, "loadgen": [proc.pid]})
+    summary = parent.recv()
+    proc.join(30)
+    done = max(1, n1 - n0)
+    us = {k: round((cpu1[k] - cpu0[k]) / done * 1e6, 1) for k in cpu0}
+    return {"client": client, "concurrency": conc, **summary, "server_answered": n1 - n0, "cpu_us_per_request": us}
+
+
+def write_repo(root: Path) -> str:
+    model = small_cnn.build(root / "models" / "small_cnn" / "1" / "model.onnx")
+    return str(model)
+
+
+def serve_points(args: argparse.Namespace, repo: Path, state: Path) -> list[dict[str, object]]:
+    env = {"PYTHONPATH": str(Path(args.src).resolve())} if args.src else None
+    srv = start_server(repo, state, env_extra=env)
+    try:
+        pids = server_pids(srv.proc.pid)
+
+        def answered() -> int:
+            stats = srv.get_json("/v2/models/small_cnn/stats")["model_stats"][0]
+            return int(stats["inference_stats"]["success"]["count"])
+
+        target = {"host": "127.0.0.1", "port": srv.http_port, "grpc": srv.grpc_url, "model": "small_cnn"}
+        rows = []
+        for conc in args.concurrency:
+            for client in args.clients:
+                rows.append(measure_point(target, client, conc, args.duration, 1.0, answered, pids))
+                print(json.dumps(rows[-1]), flush=True)
+        return rows
+    finally:
+        srv.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds measured per point")
+    ap.add_argument("--concurrency", default="1,8,32", type=lambda s: [int(c) for c in s.split(",")])
+    ap.add_argument("--clients", default="http-binary,http-json,grpc", type=lambda s: s.split(","))
+    ap.add_argument("--src", help="serve this checkout's src/ instead of the installed modelplex")
+    ap.add_argument("--mlserver", help="virtual environment with MLServer (mlserver_setup.sh)")
+    ap.add_argument("--label", default="", help="suffix of the result file")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model_path = write_repo(root)
+        base = {f"{c} caller(s)": in_process(model_path, args.duration, c) for c in (1, 2)}
+        for k, v in base.items():
+            print(f"in-process, {k}: {json.dumps(v)}", flush=True)
+        rows = serve_points(args, root / "models", root / "state")
+        ml = []
+        if args.mlserver:
+            from mlserver_run import mlserver_points
+
+            ml = mlserver_points(args, root, model_path, measure_point)
+    report = {"cpus": os.cpu_count(), "in_process": base, "modelplex": rows, "mlserver": ml}
+    out = HERE.parent / "results" / f"datapath{'_' + args.label if args.label else ''}.json"
+    out.write_text(json.dumps(report, indent=2))
+    from report import print_tables
+
+    print_tables(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
