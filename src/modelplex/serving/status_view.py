@@ -60,11 +60,12 @@ def status_cost(doc: dict[str, Any], prices: Prices, profiles: Sequence[Profile]
     if not rates:
         served = {a.model for s in plan.slices for a in s.assignments} | set(plan.unserved)
         rates = {m: plan.served_rate_rps(m) + plan.unserved.get(m, 0.0) for m in served}
-    slos = {m: (doc.get("models", {}).get(m) or {}).get("slo_ms") for m in rates}
-    missing = sorted(m for m, slo in slos.items() if not slo)
+    reported = doc.get("models") or {}
+    slos = {m: float(reported[m]["slo_ms"]) for m in rates if (reported.get(m) or {}).get("slo_ms")}
+    missing = sorted(set(rates) - set(slos))
     if missing:
         return CostComparison(mine, None, f"no SLO reported for {', '.join(missing)}")
-    demands = [Demand(m, r, float(slos[m])) for m, r in sorted(rates.items())]
+    demands = [Demand(m, r, slos[m]) for m, r in sorted(rates.items())]
     try:
         exclusive = exclusive_baseline(demands, profiles, plan.devices, PlannerConfig())
     except InvalidArgumentError as exc:
