@@ -194,13 +194,20 @@ def _server_json(url: str, args: argparse.Namespace, body: bytes | None = None, 
 def _cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    doc = _server_json(args.url.rstrip("/") + "/v2/plan", args, timeout_s=10.0)
-    if args.json:
-        print(json.dumps(doc, indent=2))
-        return 0
-    from modelplex.serving.status_view import format_status
+    from modelplex.cli_plan import load_prices, load_profiles
+    from modelplex.planning.cost import cost_lines
+    from modelplex.serving.status_view import format_status, status_cost
 
+    prices = load_prices(args.prices) if args.prices else None  # bad prices fail before the server is asked
+    profiles = load_profiles(args.profiles) if args.profiles else None
+    doc = _server_json(args.url.rstrip("/") + "/v2/plan", args, timeout_s=10.0)
+    cost = status_cost(doc, prices, profiles) if prices is not None else None
+    if args.json:
+        print(json.dumps({**doc, "cost": cost.to_json()} if cost is not None else doc, indent=2))
+        return 0
     print(format_status(doc))
+    if prices is not None:
+        print("\n".join(["", *(cost_lines(cost) if cost is not None else ["cost: the server serves no plan"])]))
     return 0
 
 
@@ -287,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="show a running server's plan, slices and SLO attainment")
     p.add_argument("--url", default="http://127.0.0.1:8000", help="server address (default http://127.0.0.1:8000)")
     p.add_argument("--json", action="store_true", help="print the raw JSON")
+    p.add_argument("--prices", default=None, help="also report the plan's cost: gpu=2.50/h,cpu-core=0.04/h or a YAML/JSON file")
+    p.add_argument("--profiles", default=None, help="with --prices: profiles JSON/CSV to price the exclusive baseline too")
     _client_options(p)
     p.set_defaults(func=_cmd_status)
 

@@ -3,6 +3,7 @@
     modelplex plan --demand demand.yaml --profiles P.json|P.csv --devices gpu:4 [--policy elastic]
                    [--out plan.json] [--png plan.png] [--interference I.json]
                    [--minimize-devices] [--max-batch N] [--max-processes K] [--context-mb MB]
+                   [--prices gpu=2.50/h,cpu-core=0.04/h | --prices prices.yaml]
     modelplex simulate --plan plan.json --profiles P.json --trace poisson:scale=0.5
                    --duration 10 [--seed 0] [--warmup 1] [--demand demand.yaml] [--out result.json]
 
@@ -10,8 +11,9 @@
 modelplex.planning.mindevices) and prints the lower bound and the gap to it.
 Formats: demand YAML and devices SPEC in modelplex.planning.specs; profiles CSV in
 modelplex.planning.csv_profiles (a file ending in .csv); trace SPEC in
-modelplex.sim.arrivals. The plan JSON is Plan.to_json() plus "demand" (model, rate_rps, slo_ms),
-which `simulate` uses for SLOs and rates.
+modelplex.sim.arrivals; prices in modelplex.planning.cost. The plan JSON is Plan.to_json() plus
+"demand" (model, rate_rps, slo_ms), which `simulate` uses for SLOs and rates, and with --prices a
+"cost" block (the plan's and the exclusive baseline's device use and cost, and their ratio).
 Exit codes: 0 ok; 1 the plan leaves demand unserved (the plan is still written); 2 bad input
 (one line on stderr, no traceback).
 """
@@ -33,8 +35,11 @@ from modelplex.core.errors import InvalidArgumentError, ModelplexError
 from modelplex.core.plan import Plan
 from modelplex.core.profile import Profile
 from modelplex.app.plan_picture import draw_plan
-from modelplex.core.devices import DeviceKind
+from modelplex.core.devices import DeviceKind, DeviceSpec
 from modelplex.planning import POLICIES, PlannerConfig, get_policy, solve_min_devices
+from modelplex.planning.cost import (
+    CostComparison, Prices, cost_lines, exclusive_baseline, parse_prices, plan_cost, prices_from_data,
+)
 from modelplex.planning.csv_profiles import parse_profiles_csv
 from modelplex.planning.interference import describe, interference_from_json
 from modelplex.planning.report import format_plan
@@ -89,9 +94,31 @@ def parse_demand_yaml(text: str) -> list[Demand]:
     return demands_from_data(data)
 
 
+def load_prices(value: str) -> Prices:
+    """`--prices`: KEY=PRICE pairs (gpu=2.50/h,cpu-core=0.04/h), or a YAML/JSON file mapping the keys."""
+    if "=" in value:
+        return parse_prices(value)
+    try:
+        data = yaml.safe_load(_read(value, "prices"))
+    except yaml.YAMLError as exc:
+        raise InvalidArgumentError(f"prices: {value} is not YAML or JSON ({getattr(exc, 'problem', exc)})") from None
+    return prices_from_data(data)
+
+
+def _plan_cost(plan: Plan, prices: Prices, demands: Sequence[Demand], profiles: Sequence[Profile],
+               devices: Sequence[DeviceSpec], cfg: PlannerConfig) -> CostComparison:
+    """The plan's cost beside the exclusive baseline's for the same demand, profiles and settings."""
+    rates = {d.model: d.rate_rps for d in demands}
+    exclusive = exclusive_baseline(demands, profiles, devices, cfg)
+    return CostComparison(plan_cost(plan, prices, rates), plan_cost(exclusive, prices, rates))
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     demands = parse_demand_yaml(_read(args.demand, "demand"))
     devices = parse_devices(args.devices)
+    prices = load_prices(args.prices) if args.prices else None
+    if prices is not None:
+        prices.unit_price(devices[0].kind)  # a missing price fails before planning
     profiles = load_profiles(args.profiles, devices[0].kind)
     try:
         cfg = _config(args, profiles)
@@ -113,7 +140,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"min-devices: {summary['devices']} device(s); lower bound {summary['lower_bound']} "
               f"(total work / capacity = {summary['bound_devices']}), gap {summary['gap']}; "
               f"from {summary['source']}; exact program: {summary['exact_status']}")
+    cost = _plan_cost(plan, prices, demands, profiles, devices, cfg) if prices is not None else None
+    for line in cost_lines(cost) if cost is not None else []:
+        print(line)
     data = plan.to_json()
+    if cost is not None:
+        data["cost"] = cost.to_json()
     data["demand"] = [{"model": d.model, "rate_rps": d.rate_rps, "slo_ms": d.slo_ms} for d in demands]
     if summary:
         data["min_devices"] = summary
@@ -190,6 +222,8 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument("--max-batch", type=int, default=0, help="largest batch planned (0 = the largest batch in the profiles)")
     p.add_argument("--max-processes", type=int, default=8, help="most worker processes per slice (only where profiles measured them)")
     p.add_argument("--context-mb", type=float, default=None, help="device memory per worker process (default 1230 on GPUs, 0 on CPUs)")
+    p.add_argument("--prices", help="report the plan's cost (and the exclusive baseline's): gpu=2.50/h,cpu-core=0.04/h "
+                   "or a YAML/JSON file of those keys (also gpu-mps, gpu-mig); see modelplex.planning.cost")
     p.set_defaults(func=plan_command)
     s = subparsers.add_parser("simulate", help="simulate a plan under a traffic trace")
     s.add_argument("--plan", required=True, help="plan JSON written by `plan --out`")

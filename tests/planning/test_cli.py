@@ -127,3 +127,46 @@ def test_csv_and_flag_errors_are_one_line(tmp_path: Path, csv_text: str, extra: 
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_plan_prices_report_the_cost_and_the_exclusive_baseline(files: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    r = _run("plan", "--demand", str(files / "d.yaml"), "--profiles", str(files / "p.json"), "--devices", "mig:2",
+             "--prices", "gpu=2.50/h,cpu-core=0.04/h", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    cost = json.loads(out.read_text())["cost"]
+    mine, excl = cost["plan"], cost["exclusive"]
+    gpus = len({s["device_id"] for s in json.loads(out.read_text())["slices"]})
+    assert mine["usage"][0]["used"] == gpus and mine["usage"][0]["kind"] == "gpu-mig"
+    assert mine["cost_per_hour"] == pytest.approx(2.5 * gpus) and mine["rate_rps"] == pytest.approx(5000)
+    assert mine["cost_per_million_requests"] == pytest.approx(2.5 * gpus / (5000 * 3600) * 1e6, abs=1e-6)
+    # each model on whole GPUs of its own: at least one per model, priced the same way
+    assert excl["usage"][0]["used"] >= 2 and excl["cost_per_hour"] == pytest.approx(2.5 * excl["usage"][0]["used"])
+    assert cost["exclusive_over_plan"] == pytest.approx(excl["cost_per_hour"] / mine["cost_per_hour"], abs=1e-4)
+    lines = [line for line in r.stdout.splitlines() if line.startswith(("cost:", "exclusive"))]
+    assert len(lines) == 3 and f"= {2.5 * gpus:g}/h" in lines[0] and "per million requests" in lines[0]
+    assert f"{cost['exclusive_over_plan']:.2f}x the plan" in lines[2]
+    # the same prices from a file, gpu-mig priced on its own: 4/h per MIG-cut GPU
+    (tmp_path / "prices.yaml").write_text("gpu-mig: 4/hour\ncpu-core: 0.04\n")
+    r = _run("plan", "--demand", str(files / "d.yaml"), "--profiles", str(files / "p.json"), "--devices", "mig:2",
+             "--prices", str(tmp_path / "prices.yaml"), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["cost"]["plan"]["cost_per_hour"] == pytest.approx(4.0 * gpus)
+
+
+@pytest.mark.parametrize(
+    "prices, needle",
+    [
+        ("gpu=-2/h", "prices: gpu=-2/h: a price must be >= 0"),
+        ("gpu=2/day", "bad unit '/day'"),
+        ("tpu=1", "unknown key 'tpu'"),
+        ("cpu-core=0.04", "the plan uses gpu-mps devices; give a gpu= or gpu-mps= price"),
+        ("/nonexistent/prices.yaml", "prices: cannot read /nonexistent/prices.yaml"),
+    ],
+)
+def test_bad_prices_are_one_line_exit_2(files: Path, prices: str, needle: str) -> None:
+    r = _run("plan", "--demand", str(files / "d.yaml"), "--profiles", str(files / "p.json"), "--devices", "gpu:2",
+             "--prices", prices)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr

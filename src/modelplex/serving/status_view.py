@@ -1,8 +1,16 @@
-"""Text rendering of GET /v2/plan for `modelplex status`."""
+"""Text rendering of GET /v2/plan for `modelplex status`, and the served plan's cost."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from modelplex.core.demand import Demand
+from modelplex.core.errors import InvalidArgumentError
+from modelplex.core.plan import Plan
+from modelplex.core.profile import Profile
+from modelplex.planning import PlannerConfig
+from modelplex.planning.cost import CostComparison, Prices, exclusive_baseline, plan_cost
 
 
 def format_status(doc: dict[str, Any]) -> str:
@@ -36,3 +44,30 @@ def format_status(doc: dict[str, Any]) -> str:
         lines.append("")
         lines.append("unserved by the plan: " + ", ".join(f"{m} {r:.1f} req/s" for m, r in plan["unserved"].items()))
     return "\n".join(lines)
+
+
+def status_cost(doc: dict[str, Any], prices: Prices, profiles: Sequence[Profile] | None) -> CostComparison | None:
+    """The served plan's cost (None: the server serves no plan) at the rates it was planned for,
+    beside the exclusive baseline's where `profiles` are given (the server does not report its own)."""
+    if not doc.get("plan"):
+        return None
+    plan = Plan.from_json(doc["plan"])
+    ctl = doc.get("controller") or {}
+    rates: dict[str, float] = {m: float(r) for m, r in (ctl.get("planned_for_rps") or {}).items()}
+    mine = plan_cost(plan, prices, rates)
+    if profiles is None:
+        return CostComparison(mine, None, "the server does not report its profiles; pass --profiles to compare")
+    if not rates:
+        served = {a.model for s in plan.slices for a in s.assignments} | set(plan.unserved)
+        rates = {m: plan.served_rate_rps(m) + plan.unserved.get(m, 0.0) for m in served}
+    reported = doc.get("models") or {}
+    slos = {m: float(reported[m]["slo_ms"]) for m in rates if (reported.get(m) or {}).get("slo_ms")}
+    missing = sorted(set(rates) - set(slos))
+    if missing:
+        return CostComparison(mine, None, f"no SLO reported for {', '.join(missing)}")
+    demands = [Demand(m, r, slos[m]) for m, r in sorted(rates.items())]
+    try:
+        exclusive = exclusive_baseline(demands, profiles, plan.devices, PlannerConfig())
+    except InvalidArgumentError as exc:
+        return CostComparison(mine, None, f"cannot plan the exclusive baseline: {exc.message}")
+    return CostComparison(mine, plan_cost(exclusive, prices, rates))
