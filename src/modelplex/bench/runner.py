@@ -75,14 +75,13 @@ async def run_rungs(target: Target, config: BenchConfig, requests: Sequence[byte
     progress = Progress(total_s, "bench", enabled=not quiet, every_s=5.0)
     for i, (times, kinds) in enumerate(ladder):
         before = server_counts(target)
-        rates = [m.rates[i] if m.rates else float((kinds == k).sum()) / max(config.duration_s, 1e-9)
-                 for k, m in enumerate(config.models)]
+        span = float(times[-1]) if len(times) else 0.0
+        duration = max(span, 1e-9) if config.trace is not None else config.duration_s  # a trace: its scaled length
+        rates = [m.rates[i] if m.rates else float((kinds == k).sum()) / duration for k, m in enumerate(config.models)]
         note = f"rate {i + 1}/{len(ladder)}: {sum(rates):.0f} req/s"
         loop = OpenLoop(target.host, target.port, requests, config.max_in_flight, config.timeout_s,
                         late_s=config.late_s, keep_messages=True, seed=config.seed)
-        span = float(times[-1]) if len(times) else 0.0
         rec = await loop.run(times, kinds, side=_ticker(progress, span, note), prewarm=PREWARM_CONNECTIONS)
-        duration = config.duration_s if config.duration_s > 0 else span
         result.rungs.append(summarize([m.label for m in config.models], [m.slo_ms for m in config.models], rates,
                                       duration, rec.arrays(), rec.messages))
         result.server.append(_delta(server_counts(target), before, names))
