@@ -2,7 +2,8 @@
 
 Clients are as cheap as possible so that, on a small machine, the measurement is of the server:
 HTTP requests are pre-encoded bytes on keep-alive connections parsed by httptools; gRPC calls
-send pre-serialized ModelInferRequest bytes through a generic stub.
+send pre-serialized ModelInferRequest bytes through a generic stub. The keep-alive connection and
+the pool are modelplex.bench.http (shared with `modelplex bench`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Awaitable, Callable
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-import httptools  # noqa: E402
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
+
+from modelplex.bench.http import HttpConn  # noqa: E402
 
 Call = Callable[[], Awaitable[bool]]  # one request; True when answered 200/OK
 
@@ -73,41 +75,6 @@ def http_request(host: str, port: int, path: str, body: bytes, header_len: int |
         headers.append(f"Inference-Header-Content-Length: {header_len}")
     headers.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
-
-
-class _HttpConn(asyncio.Protocol):
-    """A keep-alive HTTP/1.1 connection that sends one pre-encoded request at a time."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[int] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
-
-    def on_message_complete(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(self.parser.get_status_code())
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ConnectionError("connection lost"))
-
-    closed = False  # the server closed the connection (e.g. its keep-alive timeout)
-
-    async def send(self, raw: bytes) -> int:
-        assert self.transport is not None
-        if self.closed:
-            raise ConnectionError("connection closed")
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(raw)
-        return await self.waiter
 
 
 async def http_callers(host: str, port: int, raw: bytes, n: int) -> list[Call]:
@@ -232,12 +199,12 @@ class StatusCall:
     """A keep-alive connection that sends one pre-encoded request and returns the HTTP status;
     it reconnects when the server has closed the connection while it was idle."""
 
-    def __init__(self, conn: "_HttpConn", raw: bytes, host: str, port: int) -> None:
+    def __init__(self, conn: HttpConn, raw: bytes, host: str, port: int) -> None:
         self.conn, self.raw, self.host, self.port = conn, raw, host, port
 
     async def status(self) -> int:
         if self.conn.closed:
-            _, self.conn = await asyncio.get_running_loop().create_connection(_HttpConn, self.host, self.port)
+            _, self.conn = await asyncio.get_running_loop().create_connection(HttpConn, self.host, self.port)
         return await self.conn.send(self.raw)
 
 
@@ -245,49 +212,6 @@ async def status_callers(host: str, port: int, raw: bytes, n: int) -> list[Statu
     loop = asyncio.get_running_loop()
     out = []
     for _ in range(n):
-        _, conn = await loop.create_connection(_HttpConn, host, port)
+        _, conn = await loop.create_connection(HttpConn, host, port)
         out.append(StatusCall(conn, raw, host, port))
     return out
-
-
-# ---- connection pool (open loops with unbounded arrivals) -------------------------------------
-HttpConn = _HttpConn  # one keep-alive connection: `await conn.send(raw)` returns the HTTP status
-
-
-class ConnectionPool:
-    """Keep-alive connections to one server shared by open-loop requests: a request takes an idle
-    connection or opens a new one; a connection whose answer never came is discarded, not reused."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.idle: list[_HttpConn] = []
-        self.opened = 0  # connections opened so far
-
-    async def acquire(self) -> _HttpConn:
-        while self.idle:
-            conn = self.idle.pop()
-            if not conn.closed:
-                return conn
-        _, conn = await asyncio.get_running_loop().create_connection(_HttpConn, self.host, self.port)
-        self.opened += 1
-        return conn
-
-    def release(self, conn: _HttpConn) -> None:
-        if not conn.closed:
-            self.idle.append(conn)
-
-    def discard(self, conn: _HttpConn) -> None:
-        conn.closed = True
-        if conn.transport is not None:
-            conn.transport.close()
-
-    async def fill(self, n: int) -> None:
-        """Open connections up to `n` idle ones (so that a run's start does not pay for them)."""
-        conns = [await self.acquire() for _ in range(max(0, n - len(self.idle)))]
-        for c in conns:
-            self.release(c)
-
-    def close(self) -> None:
-        for conn in self.idle:
-            self.discard(conn)
-        self.idle.clear()

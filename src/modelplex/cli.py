@@ -316,10 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks-out", default="examples/tasks", help="where the trained task models go")
     p.set_defaults(func=_cmd_examples)
 
-    from modelplex import cli_models, cli_plan, cli_profile
+    from modelplex import cli_bench, cli_models, cli_plan, cli_profile
 
     cli_plan.add_subcommands(sub)
     cli_profile.add_subcommands(sub)
+    cli_bench.add_subcommands(sub)
     cli_models.add_subcommands(sub)
     for subparser in sub.choices.values():  # `modelplex serve --log-level debug` works too
         subparser.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
