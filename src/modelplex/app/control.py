@@ -108,7 +108,7 @@ class PlanDriver:
                                         applied.changes_workers))
             self.plane.decisions.record(
                 replan.at_s, "planner", "initial plan" if not self.log[:-1] else "re-plan",
-                f"{replan.reason}: {len(replan.plan.slices)} slices ({applied.started} started, {applied.kept} kept, "
+                (f"{replan.reason}: " if self.log[:-1] else "") + f"{len(replan.plan.slices)} slices ({applied.started} started, {applied.kept} kept, "
                 f"{applied.drained} retired), planned in {plan_s * 1e3:.1f} ms, switched in {applied.switch_s:.2f} s")
             log.info("applied plan (%s): %d slices (%d started, %d kept, %d retired), planned in %.1f ms, switched in %.2f s",
                      replan.reason, len(replan.plan.slices), applied.started, applied.kept, applied.drained,

@@ -4,7 +4,8 @@
 
 const params = new URLSearchParams(location.search);
 const REFRESH_MS = Math.max(100, Number(params.get("refresh_ms")) || 1000);
-const PALETTE = ["#3b6fd8", "#1f9d63", "#d0632a", "#8a63d2", "#c2407a", "#2a9bb5", "#b38a1c", "#5d6b86"];
+// model colours, apart from the chart lines' (arrivals blue, goodput green, p50 violet, p99 orange)
+const PALETTE = ["#2a9bb5", "#c2407a", "#b38a1c", "#4d5a75", "#7a9a2e", "#a0522d", "#d4a017", "#6a3d9a"];
 const FIELDS = ["arrival_rps", "goodput_rps", "p50_ms", "p99_ms", "rejected_deadline_rps", "rejected_other_rps", "rows_per_batch"];
 const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
@@ -130,7 +131,7 @@ function sliceBox(s, d) {
   box.append(chips);
   const notes = [];
   if (s.duty_cycle_ms) notes.push(`duty cycle ${fmt(s.duty_cycle_ms)} ms`);
-  if (s.planned_utilisation !== null) notes.push(`planned ${Math.round(s.planned_utilisation * 100)}%`);
+  if (s.planned_utilisation !== null) notes.push(`planned busy ${Math.round(s.planned_utilisation * 100)}%`);
   if (s.restarts) notes.push(`${s.restarts} restarts`);
   if (s.failing) notes.push(s.failing);
   if (notes.length) box.append(el("div", { class: "slice-head", style: "margin-top:4px" }, el("span", { text: notes.join(" · ") })));
@@ -254,6 +255,11 @@ function drawChart(canvas, now, win, lines, slo = null) {
       pen = true;
     }
     g.stroke();
+    for (let i = state.t.length - 1; i >= 0; i--) {
+      if (l.v[i] === null) continue;
+      g.fillStyle = l.c; g.beginPath(); g.arc(x(state.t[i]), y(l.v[i]), 2.5, 0, 2 * Math.PI); g.fill();
+      break;
+    }
   }
 }
 
