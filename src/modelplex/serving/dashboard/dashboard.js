@@ -192,7 +192,7 @@ function updateModel(row, name, info, doc) {
   setField(row, "slices", info.slices.join(","), placed, !info.slices.length);
   const now = doc.now_s, win = doc.window_s;
   drawChart(row.querySelector('[data-chart="rate"]'), now, win, [
-    { v: s.arrival_rps, c: css("--arrival") }, { v: s.goodput_rps, c: css("--good") }]);
+    { v: s.arrival_rps, c: css("--arrival"), w: 4, a: 0.35 }, { v: s.goodput_rps, c: css("--good") }]);  // wide under narrow: both show where they meet
   drawChart(row.querySelector('[data-chart="latency"]'), now, win, [
     { v: s.p50_ms, c: css("--p50") }, { v: s.p99_ms, c: css("--p99") }], slo);
   drawChart(row.querySelector('[data-chart="rejected"]'), now, win, [
@@ -245,7 +245,7 @@ function drawChart(canvas, now, win, lines, slo = null) {
     g.setLineDash([]);
   }
   for (const l of lines) {
-    g.strokeStyle = l.c; g.lineWidth = 1.6; g.beginPath();
+    g.strokeStyle = l.c; g.lineWidth = l.w || 1.6; g.globalAlpha = l.a || 1; g.lineJoin = "round"; g.beginPath();
     let pen = false;
     for (let i = 0; i < state.t.length; i++) {
       const v = l.v[i];
@@ -260,6 +260,7 @@ function drawChart(canvas, now, win, lines, slo = null) {
       g.fillStyle = l.c; g.beginPath(); g.arc(x(state.t[i]), y(l.v[i]), 2.5, 0, 2 * Math.PI); g.fill();
       break;
     }
+    g.globalAlpha = 1;
   }
 }
 
