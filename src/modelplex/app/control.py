@@ -106,11 +106,16 @@ class PlanDriver:
             applied = await self.plane.apply_plan(replan.plan)
             self.log.append(AppliedPlan(replan.reason, replan.at_s, plan_s, applied.switch_s, len(replan.plan.slices),
                                         applied.changes_workers))
+            self.plane.decisions.record(
+                replan.at_s, "planner", "initial plan" if not self.log[:-1] else "re-plan",
+                (f"{replan.reason}: " if self.log[:-1] else "") + f"{len(replan.plan.slices)} slices ({applied.started} started, {applied.kept} kept, "
+                f"{applied.drained} retired), planned in {plan_s * 1e3:.1f} ms, switched in {applied.switch_s:.2f} s")
             log.info("applied plan (%s): %d slices (%d started, %d kept, %d retired), planned in %.1f ms, switched in %.2f s",
                      replan.reason, len(replan.plan.slices), applied.started, applied.kept, applied.drained,
                      plan_s * 1e3, applied.switch_s)
         except Exception as exc:  # keep serving the old plan
             self.log.append(AppliedPlan(replan.reason, replan.at_s, plan_s, 0.0, len(replan.plan.slices), error=str(exc)))
+            self.plane.decisions.record(replan.at_s, "planner", "re-plan", f"{replan.reason}: not applied: {exc}", ok=False)
             log.error("could not apply plan (%s): %s", replan.reason, exc)
         finally:
             self.controller.applied(replan, self.plane.clock.now())

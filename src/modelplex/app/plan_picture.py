@@ -3,7 +3,22 @@ out of the pure planning package)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 from modelplex.core.plan import Plan
+
+
+def plan_png(plan: Plan) -> bytes:
+    """The picture of `plan` as PNG bytes (for the dashboard)."""
+    fd, path = tempfile.mkstemp(suffix=".png")
+    os.close(fd)
+    try:
+        draw_plan(plan, path)
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(path)
 
 
 def draw_plan(plan: Plan, path: str) -> None:

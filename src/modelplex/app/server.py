@@ -27,6 +27,7 @@ from modelplex.runtime.gpu import MpsDaemon, gpu_devices, gpu_names
 from modelplex.runtime.local import LocalExecutor
 from modelplex.runtime.worker_handle import STALL_TIMEOUT_S
 from modelplex.serving.auth import ASGIApp, GrpcGate, HttpGate, TlsFiles, Tokens
+from modelplex.serving.dashboard.feed import DashboardFeed
 from modelplex.serving.dataplane import DataPlane
 from modelplex.serving.decode_pool import DecodePool
 from modelplex.serving.http_frontend import DEFAULT_MAX_BODY_BYTES, build_app
@@ -78,7 +79,8 @@ async def serve(options: ServerOptions) -> int:
             credentials=options.tls.grpc_credentials() if options.tls is not None else None,
         )
     decoder = DecodePool()
-    server = _http_server(options, plane, driver, decoder)
+    dashboard = _dashboard(plane)
+    server = _http_server(options, plane, driver, decoder, dashboard)
     _freeze_startup_objects()
     base = f"{'https' if options.tls else 'http'}://{options.host}:{options.http_port}"
     log.info("serving KServe v2 HTTP on %s%s%s", base, f" and gRPC on {options.host}:{options.grpc_port}" if grpc_server else "",
@@ -91,10 +93,12 @@ async def serve(options: ServerOptions) -> int:
         log.info("      curl %s/v2/repository/index -X POST", base)
     if driver is not None:
         log.info("plan, slices and SLO attainment: modelplex status --url %s  (or curl %s/v2/plan)", base, base)
+    log.info("live dashboard: %s/dashboard", base)
     try:
         await server.serve()
     finally:
         log.info("shutting down")
+        await dashboard.stop()
         if driver is not None:
             await driver.stop()
         if grpc_server is not None:
@@ -178,8 +182,19 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _http_server(options: ServerOptions, plane: DataPlane, driver: PlanDriver | None, decoder: DecodePool) -> uvicorn.Server:
-    app: ASGIApp = build_app(plane, options.max_body_bytes, driver, decoder)
+def _dashboard(plane: DataPlane) -> DashboardFeed:
+    """The dashboard's sampler, started (one sample a second from the statistics kept anyway)."""
+    from modelplex.app.plan_picture import plan_png
+
+    feed = DashboardFeed(plane, render_plan=plan_png)
+    feed.start()
+    return feed
+
+
+def _http_server(
+    options: ServerOptions, plane: DataPlane, driver: PlanDriver | None, decoder: DecodePool, dashboard: DashboardFeed | None = None,
+) -> uvicorn.Server:
+    app: ASGIApp = build_app(plane, options.max_body_bytes, driver, decoder, dashboard)
     if options.tokens.enabled:
         app = HttpGate(app, options.tokens)
     tls = options.tls

@@ -150,6 +150,7 @@ class ModelBook:
             p.future.set_result(response)
             self.window.record(done, True)
             st.success.add(done - p.enqueued_s)
+            st.latency.add(done - p.enqueued_s)
             st.queue.add(started - p.enqueued_s)
             st.compute_input.add(phases_s[0])
             st.compute_infer.add(phases_s[1])

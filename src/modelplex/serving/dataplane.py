@@ -25,6 +25,7 @@ from modelplex.serving.requests import ArrivalObserver, RequestPath
 from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata, metadata_of
 from modelplex.serving.slice_set import PlanApplied, SliceSet
 from modelplex.serving.stats import Metrics, ModelStats
+from modelplex.serving.timeline import DecisionLog
 from modelplex.serving.shm import SharedMemoryRegions
 from modelplex.serving.types import InferRequest, InferResponse
 
@@ -70,6 +71,7 @@ class DataPlane:
         self.repository_names: set[str] = set()  # models of the repository (they win over variants)
         self.modelless = self._modelless()  # model-less serving, when the registry has variants
         self.shm = SharedMemoryRegions()  # registered system shared-memory regions
+        self.decisions = DecisionLog()  # plans applied (by the planner or posted), for the dashboard
 
     def _modelless(self) -> "ModelLess | None":
         if self.registry is None:

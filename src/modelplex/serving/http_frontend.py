@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, MutableMapping, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping, Protocol
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,6 +30,9 @@ from modelplex.serving.http_codec import (
     server_metadata_json,
     statistics_json,
 )
+
+if TYPE_CHECKING:
+    from modelplex.serving.dashboard.feed import DashboardFeed
 
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
 _PLAN_PROBLEMS_SHOWN = 5  # a refused plan's answer names this many problems
@@ -222,6 +225,9 @@ class _Api:
             more = f" (and {len(problems) - _PLAN_PROBLEMS_SHOWN} more)" if len(problems) > _PLAN_PROBLEMS_SHOWN else ""
             raise InvalidArgumentError("plan refused: " + "; ".join(problems[:_PLAN_PROBLEMS_SHOWN]) + more)
         applied = await self.plane.apply_plan(new_plan)
+        self.plane.decisions.record(self.plane.clock.now(), "api", "plan posted",
+                                    f"{new_plan.policy}: {len(new_plan.slices)} slices ({applied.started} started, "
+                                    f"{applied.kept} kept, {applied.drained} retired), switched in {applied.switch_s:.2f} s")
         return _json({"applied": True, "switch_s": round(applied.switch_s, 4), "slices": len(new_plan.slices),
                       "started": applied.started, "kept": applied.kept, "drained": applied.drained})
 
@@ -318,9 +324,13 @@ def _mv(request: Request) -> tuple[str, str | None]:
 
 def build_app(
     plane: DataPlane, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, driver: ControlStatus | None = None,
-    decoder: DecodePool | None = None,
+    decoder: DecodePool | None = None, dashboard: "DashboardFeed | None" = None,
 ) -> InferFastPath:
     routes = _Api(plane, driver).routes()
+    if dashboard is not None:
+        from modelplex.serving.dashboard.routes import DashboardRoutes
+
+        routes += [Route(path, _guard(fn)) for path, fn in DashboardRoutes(dashboard).handlers()]
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,29 @@ class Duration:
 
     def to_json(self) -> dict[str, int]:
         return {"count": self.count, "ns": self.ns}
+
+
+LATENCY_BASE_MS = 0.05  # upper edge of the first latency bucket
+LATENCY_STEPS_PER_OCTAVE = 4  # buckets per doubling: edges 19% apart
+LATENCY_BUCKETS = 88  # the last one's upper edge is ~200 s; it also takes anything longer
+
+
+def latency_edge_ms(k: int) -> float:
+    """Upper edge of latency bucket `k` (its lower edge is bucket k-1's, 0 for the first)."""
+    return float(LATENCY_BASE_MS * 2.0 ** (k / LATENCY_STEPS_PER_OCTAVE))
+
+
+@dataclass
+class LatencyHistogram:
+    """End-to-end latencies of answered requests in log-spaced buckets: the dashboard's p50/p99
+    per second come from differences of these counts (an increment per answer, nothing more)."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)  # answers per bucket
+
+    def add(self, seconds: float) -> None:
+        ms = seconds * 1e3
+        k = 0 if ms <= LATENCY_BASE_MS else math.ceil(math.log2(ms / LATENCY_BASE_MS) * LATENCY_STEPS_PER_OCTAVE)
+        self.counts[min(k, LATENCY_BUCKETS - 1)] += 1
 
 
 @dataclass
@@ -54,6 +78,7 @@ class ModelStats:
     execution_count: int = 0  # batches run
     last_inference_ms: int = 0  # wall-clock ms of the last batch
     batch_sizes: dict[int, "BatchTimes"] = field(default_factory=dict)  # rows -> times per batch
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)  # end-to-end times of answers
 
     def to_json(self, name: str, version: str) -> dict[str, Any]:
         return {
