@@ -4,6 +4,7 @@
                    [--out plan.json] [--png plan.png] [--interference I.json]
                    [--minimize-devices] [--max-batch N] [--max-processes K] [--context-mb MB]
                    [--prices gpu=2.50/h,cpu-core=0.04/h | --prices prices.yaml]
+                   [--print-mig-commands]
     modelplex simulate --plan plan.json --profiles P.json --trace poisson:scale=0.5
                    --duration 10 [--seed 0] [--warmup 1] [--demand demand.yaml] [--out result.json]
 
@@ -42,6 +43,7 @@ from modelplex.planning.cost import (
 )
 from modelplex.planning.csv_profiles import parse_profiles_csv
 from modelplex.planning.interference import describe, interference_from_json
+from modelplex.planning.mig import mig_commands
 from modelplex.planning.report import format_plan
 from modelplex.planning.specs import demands_from_data, parse_devices, profiles_from_data
 
@@ -136,6 +138,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for line in segment_lines(plan):
         print(line)
     print(describe(cfg.interference))
+    if args.print_mig_commands:
+        for line in mig_layout_commands(plan):
+            print(line)
     if summary:
         print(f"min-devices: {summary['devices']} device(s); lower bound {summary['lower_bound']} "
               f"(total work / capacity = {summary['bound_devices']}), gap {summary['gap']}; "
@@ -161,6 +166,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
         log.error("not enough devices in %s: unserved %s", args.devices, worst)
         return 1
     return 0
+
+
+def mig_layout_commands(plan: Plan) -> list[str]:
+    """The `nvidia-smi mig` commands of a plan's MIG layout (printed for an operator, never run)."""
+    placed: dict[str, list[tuple[int, int]]] = {}
+    for s in plan.slices:
+        if s.slice.mig_start >= 0:
+            placed.setdefault(s.slice.device_id, []).append((s.slice.size, s.slice.mig_start))
+    if not placed:
+        return ["# no MIG instances in this plan (plan with --devices mig:N[@model])"]
+    return mig_commands(plan.devices, placed)
 
 
 def segment_lines(plan: Plan) -> list[str]:
@@ -224,6 +240,8 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument("--context-mb", type=float, default=None, help="device memory per worker process (default 1230 on GPUs, 0 on CPUs)")
     p.add_argument("--prices", help="report the plan's cost (and the exclusive baseline's): gpu=2.50/h,cpu-core=0.04/h "
                    "or a YAML/JSON file of those keys (also gpu-mps, gpu-mig); see modelplex.planning.cost")
+    p.add_argument("--print-mig-commands", action="store_true",
+                   help="print the nvidia-smi mig commands that make the planned MIG layout (for an operator; never run)")
     p.set_defaults(func=plan_command)
     s = subparsers.add_parser("simulate", help="simulate a plan under a traffic trace")
     s.add_argument("--plan", required=True, help="plan JSON written by `plan --out`")

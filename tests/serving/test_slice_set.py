@@ -53,3 +53,28 @@ def test_a_crash_mid_batch_fails_only_that_batch_and_the_queue_is_served_after_r
     assert all(isinstance(r, InferResponse) for r in results[1:])
     # the restart took the measured start time: the rest ran one after another after it
     assert [round(b.finished_s, 3) for b in fake.log] == [0.115, 0.125, 0.135, 0.145]  # start 0.05, crash 0.055, back 0.105
+
+
+def test_replacing_the_workers_of_a_device_answers_everything(repo: Path) -> None:
+    """What the server does after an MPS server fault: every worker on the device is replaced;
+    the batch running fails as lost (retriable), the queue is served by the new worker."""
+    clock = VirtualClock()
+    fake = FakeExecutor(clock, lambda spec, model, rows: 0.010, lambda spec, models: 0.050)
+
+    async def main() -> tuple[int, list[InferResponse | BaseException]]:
+        plane = DataPlane(repo, SliceSet(fake, clock, [0]))
+        await plane.start()
+        tasks = [asyncio.ensure_future(plane.infer(request(i))) for i in range(4)]
+        await clock.sleep(0.005)
+        replaced = plane.slices.replace_workers_on(["cpu0", "gpu9"], "MPS server 42 exited")
+        assert plane.slices.replace_workers_on(["gpu9"], "no such device") == 0
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        (runner,) = plane.slices.runners.values()
+        assert runner.restart_count == 1 and runner.ready
+        await plane.stop()
+        return replaced, results
+
+    replaced, results = clock.run(main())
+    assert replaced == 1
+    assert all(isinstance(r, InferResponse) or "MPS server 42 exited" in str(r) for r in results)
+    assert sum(isinstance(r, InferResponse) for r in results) >= 3

@@ -23,7 +23,7 @@ from modelplex.planning.service import ServiceModel
 from modelplex.repository.folders import scan_repository
 from modelplex.repository.store import Registry
 from modelplex.runtime.clock import MonotonicClock
-from modelplex.runtime.gpu import MpsDaemon, gpu_devices, gpu_names
+from modelplex.runtime.gpu import GpuShares
 from modelplex.runtime.local import LocalExecutor
 from modelplex.runtime.worker_handle import STALL_TIMEOUT_S
 from modelplex.serving.auth import ASGIApp, GrpcGate, HttpGate, TlsFiles, Tokens
@@ -66,9 +66,15 @@ class ServerOptions:
 
 async def serve(options: ServerOptions) -> int:
     _raise_open_file_limit()
-    mps, devices = _gpus(options)
+    gpus = _gpus(options)
     log.info("loading models from %s on cores %s ...", options.repository, list(options.cpus))
-    plane, driver = await _start_plane(options, mps, devices)
+    try:
+        plane, driver = await _start_plane(options, gpus)
+    except BaseException:
+        if gpus is not None:
+            gpus.close()
+        raise
+    watch = asyncio.ensure_future(_watch_gpus(gpus, plane))
     grpc_server = None
     if options.grpc_port:
         from modelplex.serving.grpc_frontend import start_grpc
@@ -99,23 +105,30 @@ async def serve(options: ServerOptions) -> int:
     finally:
         log.info("shutting down")
         await dashboard.stop()
+        watch.cancel()
         if driver is not None:
             await driver.stop()
         if grpc_server is not None:
             await grpc_server.stop(grace=1.0)
         await plane.stop()
         decoder.close()
-        if mps is not None:
-            mps.stop()
+        if gpus is not None:
+            gpus.close()
     return 0
 
 
-async def _start_plane(
-    options: ServerOptions, mps: MpsDaemon | None, devices: list[DeviceSpec]
-) -> tuple[DataPlane, PlanDriver | None]:
+async def _watch_gpus(gpus: GpuShares | None, plane: DataPlane) -> None:
+    if gpus is not None:
+        from modelplex.app.gpu_watch import watch_mps
+
+        await watch_mps(gpus, plane.slices)
+
+
+async def _start_plane(options: ServerOptions, gpus: GpuShares | None) -> tuple[DataPlane, PlanDriver | None]:
     """The data plane on local worker processes: one slice per model instance, or under a plan
     (profiles, the re-planning controller and its driver) when a policy is given."""
     registry = Registry(options.state_dir) if options.state_dir is not None else None
+    devices = gpus.devices() if gpus is not None else []
     controller, service = None, None
     if options.policy is not None:
         configs, _ = scan_repository(options.repository)
@@ -131,9 +144,11 @@ async def _start_plane(
         controller = build_controller(configs, options.policy, profiles, devices, options.controller)
         service = ServiceModel(profiles)
     gpu_ids = [d.device_id for d in devices if d.kind is not DeviceKind.CPU]
-    executor = LocalExecutor("cpu", mps, stall_timeout_s=options.stall_timeout_s)
-    slices = SliceSet(executor, MonotonicClock(), options.cpus, gpus=mps is not None, service=service, gpu_ids=gpu_ids)
+    executor = LocalExecutor("cpu", gpus, stall_timeout_s=options.stall_timeout_s)
+    slices = SliceSet(executor, MonotonicClock(), options.cpus, gpus=gpus is not None, service=service, gpu_ids=gpu_ids)
     plane = DataPlane(options.repository, slices, registry, arrivals=controller, limits=options.limits)
+    if gpus is not None:
+        plane.gpu_status = gpus.status
     driver: PlanDriver | None = None
     if controller is None:
         await plane.start()
@@ -222,18 +237,14 @@ def _http_server(
     return server
 
 
-def _gpus(options: ServerOptions) -> tuple[MpsDaemon | None, list[DeviceSpec]]:
-    """With --gpus: the MPS daemon (started or found) and this host's GPUs as MPS devices."""
+def _gpus(options: ServerOptions) -> GpuShares | None:
+    """With --gpus: this host's GPUs probed (MPS, green contexts, MIG instances), the MPS
+    daemons the chosen mechanisms need started; one readable line when there is no GPU."""
     if not options.gpus:
-        return None, []
-    names_gpu = gpu_names()
-    if not names_gpu:
-        raise InvalidArgumentError("--gpus: no GPU found (nvidia-smi lists none)")
-    state = options.state_dir or Path("state")
-    mps = MpsDaemon(state / "mps" / "pipe", state / "mps" / "log")
-    mps.ensure_running()
-    log.info("GPUs %s cut into MPS shares (daemon pipes in %s)", ", ".join(names_gpu), mps.pipe_dir)
-    return mps, gpu_devices(names_gpu)
+        return None
+    from modelplex.app.gpu_watch import open_server_gpus
+
+    return open_server_gpus()
 
 
 def load_profiles(models: list[str], path: Path | None, state_dir: Path | None, kind: str = "cpu") -> list[Profile]:

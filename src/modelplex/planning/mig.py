@@ -157,3 +157,41 @@ def slice_memory_mb(device: DeviceSpec, size: int) -> float:
     """Device memory a MIG instance of `size` holds on this device's GPU model (0 = unknown)."""
     prof = device_model(device).profile(size)
     return prof.memory_mb if prof is not None else 0.0
+
+
+def model_key_for(name: str, memory_mb: int = 0) -> str:
+    """The table key of a GPU by its nvidia-smi name and memory ("" when not in the tables)."""
+    low = name.lower()
+    if "h200" in low:
+        return "h200-141gb"
+    if "h100" in low:
+        return "h100-80gb"
+    if "a100" in low:
+        return "a100-80gb" if memory_mb > 50_000 or "80gb" in low else "a100-40gb"
+    return "rtx2080ti" if "2080 ti" in low else ""
+
+
+def mig_commands(devices: Sequence[DeviceSpec], placed: dict[str, list[tuple[int, int]]]) -> list[str]:
+    """The `nvidia-smi mig` commands an operator runs to make a planned layout (modelplex never
+    runs them): per GPU, its (size, start) instances, created in order of their start with
+    their compute instance (-C). Lines starting with "#" are comments. `placed` maps device id
+    -> (size, start) of each instance; device ids "gpuN" give the nvidia-smi index N."""
+    lines = ["# MIG layout of the plan: run as root, GPUs idle, MIG mode already on (nvidia-smi -i N -mig 1)"]
+    for dev in devices:
+        inst = sorted(placed.get(dev.device_id, []), key=lambda p: p[1])
+        if not inst:
+            continue
+        model = device_model(dev)
+        problem = check_mig_starts(model, inst)
+        if problem is not None:
+            raise InvalidArgumentError(f"{dev.device_id}: {problem}")
+        index = dev.device_id.removeprefix("gpu")
+        names = []
+        for size, _ in inst:
+            prof = model.profile(size)
+            names.append(prof.name if prof is not None else f"{size}g")
+        where = ", ".join(f"{n} at memory slice {s}" for n, (_, s) in zip(names, inst))
+        lines.append(f"# {dev.device_id} ({model.name}): {where}")
+        lines.append(f"nvidia-smi mig -i {index} -cgi {','.join(names)} -C")
+        lines.append(f"nvidia-smi mig -i {index} -lgi  # check: Placement Start:Size as planned")
+    return lines

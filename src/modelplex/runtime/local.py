@@ -13,7 +13,7 @@ from modelplex.core.devices import SliceSpec
 from modelplex.core.errors import UnavailableError
 from modelplex.core.model import ModelConfig
 from modelplex.runtime.executor import Arrays, BatchResult, ExitCallback, WorkerInfo, WorkerStatus
-from modelplex.runtime.gpu import MpsDaemon, worker_env
+from modelplex.runtime.gpu import GpuShares, worker_env
 from modelplex.runtime.worker_handle import STALL_TIMEOUT_S, WorkerHandle
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,9 @@ class _Slice:
 class LocalExecutor:
     """Worker processes on this host."""
 
-    def __init__(self, provider: str = "cpu", mps: MpsDaemon | None = None, stall_timeout_s: float = STALL_TIMEOUT_S) -> None:
+    def __init__(self, provider: str = "cpu", gpus: GpuShares | None = None, stall_timeout_s: float = STALL_TIMEOUT_S) -> None:
         self.provider = provider  # ONNX Runtime provider of CPU-device slices
-        self.mps = mps  # the MPS daemon GPU slices attach to (None: no GPU shares)
+        self.gpus = gpus  # this host's GPU devices and how each is shared (None: no GPU slices)
         self.stall_timeout_s = stall_timeout_s  # a worker silent this long is killed (0: never)
         self._slices: dict[str, _Slice] = {}
 
@@ -56,7 +56,7 @@ class LocalExecutor:
                 spec,
                 provider="cuda" if gpu else self.provider,
                 on_exit=lambda h, code: self._exited(slice_id, h, code, on_exit),
-                env=worker_env(spec, self.mps),
+                env=worker_env(spec, self.gpus),
                 stall_timeout_s=self.stall_timeout_s,
             )
             for k in range(max(1, processes))

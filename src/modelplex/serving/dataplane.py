@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,7 @@ class DataPlane:
         self.modelless = self._modelless()  # model-less serving, when the registry has variants
         self.shm = SharedMemoryRegions()  # registered system shared-memory regions
         self.decisions = DecisionLog()  # plans applied (by the planner or posted), for the dashboard
+        self.gpu_status: Callable[[], dict[str, Any]] | None = None  # the GPU sharing probe, for status (--gpus)
 
     def _modelless(self) -> "ModelLess | None":
         if self.registry is None:
@@ -147,7 +148,8 @@ class DataPlane:
                 "window_s": book.window.window_s,
             }
         plan = self.slices.plan
-        return {"plan": plan.to_json() if plan is not None else None, "slices": self.slices.describe(), "models": models}
+        return {"plan": plan.to_json() if plan is not None else None, "slices": self.slices.describe(), "models": models,
+                "gpus": self.gpu_status() if self.gpu_status is not None else None}
 
     async def stop(self) -> None:
         if self.modelless is not None:
@@ -297,6 +299,7 @@ class DataPlane:
                 for name, route in sorted(self.slices.routes.items())
             },
             "failed": dict(self.failed),
+            "gpus": self.gpu_status() if self.gpu_status is not None else None,
         }
 
     # ---- internals -----------------------------------------------------------------------

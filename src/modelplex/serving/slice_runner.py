@@ -198,6 +198,13 @@ class SliceRunner:
                 return
         self._watch = self.clock.call_at(now + WATCH_S, self._check_hung)
 
+    def replace_worker(self, why: str) -> None:
+        """Replace a running worker now (e.g. its GPU's MPS server faulted): what it runs fails
+        with WorkerLostError, its queue waits for the new one."""
+        restarting = self._restart_task is not None and not self._restart_task.done()
+        if self._started and not self._closing and not restarting:
+            self._replace(why)
+
     def _replace(self, why: str) -> None:
         """Give up on the running batches (answered now with WorkerLostError), kill the worker and
         start a new one; the queue waits for it."""

@@ -193,6 +193,14 @@ class SliceSet:
                 self.runners.pop(runner.slice_id, None)
                 await runner.stop(reason)
 
+    def replace_workers_on(self, device_ids: Sequence[str], why: str) -> int:
+        """Replace the worker of every slice on these devices (all clients of a faulted MPS
+        server must go); returns how many."""
+        hit = [r for r in self._all.values() if r.slice.device_id in set(device_ids)]
+        for r in hit:
+            r.replace_worker(why)
+        return len(hit)
+
     def slices_for_new(self, count: int) -> list[SliceSpec]:
         """Slices for a model loaded later: the least-used cores, one block per instance."""
         if not self.runners:

@@ -40,6 +40,12 @@ def format_status(doc: dict[str, Any]) -> str:
     for name, m in doc.get("models", {}).items():
         att = m["slo_attainment"]
         lines.append(f"{name:<16} {m['slo_ms'] or '-':>7} {m['requests']:>9} {('-' if att is None else f'{att:.2%}'):>8}")
+    gpus = doc.get("gpus")
+    if gpus:
+        from modelplex.runtime.gpu_probe import format_gpu_status
+
+        lines.append("")
+        lines.extend(format_gpu_status(gpus))
     if plan and plan.get("unserved"):
         lines.append("")
         lines.append("unserved by the plan: " + ", ".join(f"{m} {r:.1f} req/s" for m, r in plan["unserved"].items()))
