@@ -78,18 +78,21 @@ def server_pids(srv_pid: int) -> dict[str, list[int]]:
 
 
 def measure_point(target: dict[str, object], client: str, conc: int, duration_s: float, warmup_s: float,
-                  answered: "Callable[[], int]", pids: dict[str, list[int]]) -> dict[str, object]:
-    """One closed-loop point; CPU per process over the measured window."""
+                  answered: "Callable[[], int] | None", pids: dict[str, list[int]]) -> dict[str, object]:
+    """One closed-loop point; CPU per process over the measured window, per request the server
+    says it answered in that window (`answered` None: per request the load generator counted)."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=load_process, args=(child, target, client, conc, duration_s, warmup_s, X))
     proc.start()
     time.sleep(warmup_s)
-    n0, cpu0 = answered(), cpu_seconds({**pids, "loadgen": [proc.pid]})
+    n0, cpu0 = answered() if answered else 0, cpu_seconds({**pids, "loadgen": [proc.pid]})
     time.sleep(duration_s)
-    n1, cpu1 = answered(), cpu_seconds({**pids, "loadgen": [proc.pid]})
+    n1, cpu1 = answered() if answered else 0, cpu_seconds({**pids, "loadgen": [proc.pid]})
     summary = parent.recv()
     proc.join(30)
+    if answered is None:
+        n1 = n0 + int(summary["requests"])
     done = max(1, n1 - n0)
     us = {k: round((cpu1[k] - cpu0[k]) / done * 1e6, 1) for k in cpu0}
     return {"client": client, "concurrency": conc, **summary, "server_answered": n1 - n0, "cpu_us_per_request": us}

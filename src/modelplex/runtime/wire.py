@@ -1,7 +1,9 @@
 """Framing between the frontend and slice workers: a small JSON header plus raw tensor bytes.
 
 Frame = u32 header length, u32 payload length, header (orjson), payload. Tensors travel as raw
-little-endian bytes (BYTES tensors in the KServe length-prefixed encoding), never pickled.
+little-endian bytes (BYTES tensors in the KServe length-prefixed encoding), never pickled. A batch's
+numeric inputs may instead lie in the worker's shared-memory arena (runtime.arena): header["at"]
+then gives each tensor's offset there (-1: in the payload).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 import orjson
 
 from modelplex.core.tensors import DataType, deserialize_bytes_tensor, serialize_bytes_tensor
+from modelplex.runtime.arena import Arena
 
 PREFIX = struct.Struct("<II")
 
@@ -39,13 +42,48 @@ def encode(header: dict[str, Any], arrays: Sequence[tuple[str, np.ndarray]]) -> 
     return [PREFIX.pack(len(head), total), head, *bufs]
 
 
-def decode_tensors(header: dict[str, Any], payload: bytes | bytearray | memoryview) -> list[tuple[str, np.ndarray]]:
-    """Arrays described by header['tensors'], as views into payload where possible."""
+def encode_placed(header: dict[str, Any], arrays: Sequence[tuple[str, np.ndarray]], arena: Arena) -> tuple[list[bytes | memoryview], list[int]]:
+    """Frame a message with its numeric arrays copied into `arena` where they fit; also returns
+    the regions taken (the caller frees them once the answer arrives)."""
+    at: list[int] = []
+    inline: list[tuple[str, np.ndarray]] = []
+    described: list[WireTensor] = []
+    for name, a in arrays:
+        start = None if a.dtype == object or a.dtype.kind in ("S", "U") else arena.alloc(a.nbytes)
+        if start is None:
+            inline.append((name, a))
+            at.append(-1)
+            described.append((name, "", [], 0))
+            continue
+        np.copyto(np.frombuffer(arena.buffer, a.dtype, a.size, start).reshape(a.shape), a)
+        at.append(start)
+        described.append((name, DataType.from_numpy(a.dtype).value, list(a.shape), a.nbytes))
+    frames = encode(header, inline)
+    taken = [s for s in at if s >= 0]
+    if not taken:
+        return frames, taken
+    sent = iter(header["tensors"])
+    header["tensors"] = [next(sent) if s < 0 else d for s, d in zip(at, described)]
+    header["at"] = at
+    head = orjson.dumps(header)
+    return [PREFIX.pack(len(head), PREFIX.unpack(frames[0])[1]), head, *frames[2:]], taken
+
+
+def decode_tensors(header: dict[str, Any], payload: bytes | bytearray | memoryview,
+                   arena: memoryview | None = None) -> list[tuple[str, np.ndarray]]:
+    """Arrays described by header['tensors'], as views into payload (or the arena) where possible."""
     out: list[tuple[str, np.ndarray]] = []
     view = memoryview(payload)
     pos = 0
-    for name, dtype_name, shape, nbytes in header.get("tensors", []):
+    tensors = header.get("tensors", [])
+    at = header.get("at") or [-1] * len(tensors)
+    for (name, dtype_name, shape, nbytes), start in zip(tensors, at):
         dtype = DataType(dtype_name)
+        if start >= 0:
+            if arena is None:
+                raise ValueError(f"tensor {name} is in a shared-memory arena this worker does not have")
+            out.append((name, np.frombuffer(arena, dtype.numpy, nbytes // dtype.numpy.itemsize, start).reshape(shape)))
+            continue
         chunk = view[pos : pos + nbytes]
         pos += nbytes
         if dtype is DataType.BYTES:

@@ -185,19 +185,21 @@ class _Channel:
         self._closed.set()
 
 
-def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: str) -> int:
+def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: str, arena: memoryview | None = None) -> int:
+    """Load, then answer frames until the frontend closes the channel; `arena`: the shared memory
+    where the frontend may place batch inputs (runtime.arena)."""
     loaded = _load_all(sock, models, threads, provider)
     if loaded is None:
         return 1
     channel = _Channel(sock)
     threading.Thread(target=channel.beat, name="heartbeat", daemon=True).start()
     try:
-        return _loop(channel, loaded, threads, provider)
+        return _loop(channel, loaded, threads, provider, arena)
     finally:
         channel.close()
 
 
-def _loop(channel: _Channel, loaded: dict[str, _Loaded], threads: int, provider: str) -> int:
+def _loop(channel: _Channel, loaded: dict[str, _Loaded], threads: int, provider: str, arena: memoryview | None) -> int:
     import orjson
 
     from modelplex.runtime import wire
@@ -221,10 +223,11 @@ def _loop(channel: _Channel, loaded: dict[str, _Loaded], threads: int, provider:
         if op in ("load", "unload"):
             channel.send(wire.encode(_load_or_unload(header, loaded, threads, provider), []))
             continue
-        channel.answered(_infer(header, payload, loaded, default))
+        channel.answered(_infer(header, payload, loaded, default, arena))
 
 
-def _infer(header: dict[str, Any], payload: bytearray, loaded: dict[str, _Loaded], default: str) -> list[bytes | memoryview]:
+def _infer(header: dict[str, Any], payload: bytearray, loaded: dict[str, _Loaded], default: str,
+           arena: memoryview | None = None) -> list[bytes | memoryview]:
     """Run one batch; the result frames (an error frame if it failed: a bad batch must not kill
     the worker)."""
     import numpy as np
@@ -237,7 +240,7 @@ def _infer(header: dict[str, Any], payload: bytearray, loaded: dict[str, _Loaded
         if model is None:
             raise KeyError(f"this worker does not hold model {header.get('model')!r}")
         feeds: dict[str, Any] = {}
-        for name, arr in wire.decode_tensors(header, payload):
+        for name, arr in wire.decode_tensors(header, payload, arena):
             if name in model.string_inputs:
                 arr = np.vectorize(lambda b: b.decode("utf-8", "surrogateescape"), otypes=[object])(arr)
             feeds[name] = arr
@@ -261,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus", default="", help="comma-separated cores of the slice")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: cores)")
     parser.add_argument("--provider", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--arena-fd", type=int, default=-1, help="memfd of the shared-memory arena for batch inputs")
+    parser.add_argument("--arena-bytes", type=int, default=0, help="its size")
     args = parser.parse_args(argv)
     configure_logging()
     cpus = [int(c) for c in args.cpus.split(",") if c]
@@ -269,7 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     try:
         models = dict(m.split("=", 1) if "=" in m else ("model", m) for m in args.model)
-        return serve(sock, models, threads, args.provider)
+        arena = None
+        if args.arena_fd >= 0:
+            import mmap
+
+            arena = memoryview(mmap.mmap(args.arena_fd, args.arena_bytes))
+        return serve(sock, models, threads, args.provider, arena)
     except (BrokenPipeError, ConnectionResetError):
         return 0
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ import orjson
 from modelplex.core.devices import SliceSpec
 from modelplex.core.errors import InvalidArgumentError, UnavailableError, WorkerLostError
 from modelplex.runtime import wire
+from modelplex.runtime.arena import Arena
 
 Arrays = list[tuple[str, np.ndarray]]
 
@@ -28,6 +29,10 @@ STALL_TIMEOUT_S = 2.0  # a worker silent this long (no result, no heartbeat) is 
 # the idle worker trims it (runtime.heap) once the burst is over.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 _WATCH_S = 0.25  # how often the watchdog looks
+# Shared memory for batch inputs, per worker (runtime.arena); a batch that does not fit goes
+# through the socket. Pages are touched only as batches use them. MODELPLEX_ARENA_MB=0 turns it off.
+ARENA_MB_ENV = "MODELPLEX_ARENA_MB"
+ARENA_MB = 64
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class WorkerHandle:
         self._last_watch_s = 0.0  # loop time the watchdog last looked
         self._watch: asyncio.TimerHandle | None = None
         self._lost_reason: str | None = None  # why the worker was killed (a stall), if it was
+        self._arena: Arena | None = None  # shared memory for batch inputs (from start to stop)
 
     @property
     def pid(self) -> int | None:
@@ -86,6 +92,9 @@ class WorkerHandle:
 
     async def start(self, timeout_s: float = 120.0) -> WorkerInfo:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        arena_mb = int(os.environ.get(ARENA_MB_ENV) or ARENA_MB)
+        self._arena = Arena(arena_mb * 2**20) if arena_mb > 0 else None
+        arena_args = ["--arena-fd", str(self._arena.fd), "--arena-bytes", str(self._arena.nbytes)] if self._arena else []
         env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", OMP_NUM_THREADS=str(self.threads), **MALLOC_ENV, **self.extra_env)
         cmd = [
             sys.executable, "-m", "modelplex.runtime.worker",
@@ -94,9 +103,11 @@ class WorkerHandle:
             "--cpus", ",".join(map(str, self.slice.cpus)),
             "--threads", str(self.threads),
             "--provider", self.provider,
+            *arena_args,
         ]  # fmt: skip
+        fds = (child.fileno(), self._arena.fd) if self._arena else (child.fileno(),)
         try:
-            self._proc = await asyncio.create_subprocess_exec(*cmd, pass_fds=(child.fileno(),), env=env)
+            self._proc = await asyncio.create_subprocess_exec(*cmd, pass_fds=fds, env=env)
         finally:
             child.close()
         self._reader, self._writer = await asyncio.open_unix_connection(sock=parent, limit=2**26)
@@ -165,6 +176,12 @@ class WorkerHandle:
         if self._read_task is not None:
             self._read_task.cancel()
         self._fail_pending(WorkerLostError(f"worker {self.label} was stopped while running this request"))
+        self._close_arena()
+
+    def _close_arena(self) -> None:
+        if self._arena is not None:
+            self._arena.close()
+            self._arena = None
 
     # ---- internals -----------------------------------------------------------------------
     async def _call(self, header: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], bytes]:
@@ -174,8 +191,17 @@ class WorkerHandle:
         header["id"] = req_id
         fut: asyncio.Future[tuple[dict[str, Any], bytes]] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = fut
-        self._writer.writelines(wire.encode(header, arrays))
-        return await fut
+        arena = self._arena
+        if arena is None or not arrays:
+            self._writer.writelines(wire.encode(header, arrays))
+            return await fut
+        frames, taken = wire.encode_placed(header, arrays, arena)
+        self._writer.writelines(frames)
+        try:
+            return await fut
+        finally:  # answered, failed or cancelled: the worker no longer reads these regions
+            for start in taken:
+                arena.free(start)
 
     async def _read_frame(self) -> tuple[dict[str, Any], bytes]:
         assert self._reader is not None
@@ -243,6 +269,7 @@ class WorkerHandle:
                 code = self._proc.returncode
         why = self._lost_reason or f"exited (exit code {code})"
         self._fail_pending(WorkerLostError(f"worker {self.label} {why} while running this request"))
+        self._close_arena()
         if was_alive and not self._stopping and self._on_exit is not None:
             self._on_exit(self, code)
 
@@ -255,5 +282,6 @@ class WorkerHandle:
             await self._proc.wait()
         if self._writer is not None:
             self._writer.close()
+        self._close_arena()
 
 

@@ -81,7 +81,8 @@ def decode_request(model: str, version: str | None, body: bytes, header_length: 
     req_id = doc.get("id")
     if req_id is not None and not isinstance(req_id, str):
         raise InvalidArgumentError("'id' must be a string")
-    json_data = JsonData(json_len, _may_hold_bools(head, doc))
+    has_data = any(isinstance(raw, dict) and "data" in raw for raw in raw_inputs)  # else all binary: no scan
+    json_data = JsonData(json_len, has_data and _may_hold_bools(head, doc))
     inputs = _decode_inputs(raw_inputs, memoryview(body)[json_len:], json_data)
     outputs = _decode_outputs(doc.get("outputs"))
     return InferRequest(model, version, inputs, outputs, req_id, params)
