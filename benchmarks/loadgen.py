@@ -70,7 +70,8 @@ def infer_body_binary(name: str, array: np.ndarray, datatype: str = "FP32") -> t
 
 
 def http_request(host: str, port: int, path: str, body: bytes, header_len: int | None = None) -> bytes:
-    headers = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/octet-stream"]
+    kind = "application/json" if header_len is None else "application/octet-stream"
+    headers = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Type: {kind}"]
     if header_len is not None:
         headers.append(f"Inference-Header-Content-Length: {header_len}")
     headers.append(f"Content-Length: {len(body)}")
