@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from modelplex.core.devices import SliceSpec
-from modelplex.core.errors import InvalidArgumentError, UnavailableError, WorkerLostError
+from modelplex.core.errors import DeviceError, InvalidArgumentError, ModelplexError, UnavailableError, WorkerLostError
 from modelplex.runtime import wire
 
 Arrays = list[tuple[str, np.ndarray]]
@@ -28,6 +28,16 @@ STALL_TIMEOUT_S = 2.0  # a worker silent this long (no result, no heartbeat) is 
 # the idle worker trims it (runtime.heap) once the burst is over.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 _WATCH_S = 0.25  # how often the watchdog looks
+
+
+def failure(header: dict[str, Any], what: str) -> ModelplexError:
+    """The typed error of a worker's error frame: the device's fault (runtime.faults: a CUDA
+    error, out of memory, a GPU that is not really used) is a DeviceError (503) naming the cause,
+    anything else the request's or the model's (400)."""
+    error = str(header.get("error") or "unknown error")
+    if header.get("fault") in ("device", "poisoned"):
+        return DeviceError(f"{what} on the device: {error}")
+    return InvalidArgumentError(f"{what}: {error}")
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,7 @@ class WorkerHandle:
             raise UnavailableError(f"worker {self.label} exited while loading (exit code {code})") from None
         if header.get("op") != "ready":
             await self._kill()
-            raise InvalidArgumentError(str(header.get("error", "worker failed to load the model")))
+            raise failure(header, f"worker {self.label} failed to start")
         self.info = WorkerInfo(int(header["pid"]), float(header["load_s"]), float(header["rss_mb"]))
         self.alive = True
         self._read_task = asyncio.create_task(self._read_loop())
@@ -125,7 +135,7 @@ class WorkerHandle:
             {"op": "infer", "model": model, "outputs": list(outputs) if outputs else None}, inputs
         )
         if not header.get("ok"):
-            raise InvalidArgumentError(f"inference failed: {header.get('error', 'unknown error')}")
+            raise failure(header, "inference failed")
         return wire.decode_tensors(header, payload), float(header.get("compute_s", 0.0))
 
     async def load_model(self, name: str, path: str) -> None:
