@@ -9,10 +9,15 @@ export ORT_DISABLE_TELEMETRY := 1
 
 # pyproject.toml declares compatible ranges; constraints.txt pins the tested set, so set-up is
 # reproducible. `make lock` re-resolves the newest versions in the ranges and rewrites it.
+# EXTRAS: cpu (onnxruntime) or gpu (onnxruntime-gpu), never both. The tests need torch (dev);
+# TORCH_INDEX serves its CPU build (a few hundred MB, where PyPI's default build brings GBs of CUDA).
+EXTRAS ?= cpu,dev
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP_INSTALL = $(PY) -m pip install -q --extra-index-url $(TORCH_INDEX)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PIP_INSTALL) -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -34,8 +39,8 @@ bench: $(STAMP)
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install -q -e '.[dev]'
-	{ sed -n 1,2p constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^#'; } > constraints.txt.new
+	.lock-venv/bin/pip install -q --extra-index-url $(TORCH_INDEX) -e '.[cpu,dev]'
+	{ sed -n 1,2p constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^#' | sed 's/+cpu$$//'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
 
 clean:

@@ -89,9 +89,7 @@ def make_session(path: str, threads: int, provider: str = "cpu", mem_limit: int 
     try:
         import onnxruntime as ort
     except ImportError:
-        raise DeviceUnusableError(
-            "onnxruntime is not installed: pip install 'modelplex[cpu]' (or 'modelplex[gpu]' for onnxruntime-gpu)"
-        ) from None
+        raise DeviceUnusableError(onnxruntime_missing() or "onnxruntime cannot be imported") from None
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, threads)
     opts.inter_op_num_threads = 1
@@ -158,6 +156,17 @@ class OnnxEngine:
 
     def device(self) -> str:
         return "cuda (ONNX Runtime CUDA provider)" if self.provider == "cuda" else "cpu (ONNX Runtime)"
+
+
+def onnxruntime_missing() -> str | None:
+    """One line saying how to install ONNX Runtime when no wheel of it is importable (modelplex
+    installs it only through an extra), else None."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is not None:
+        return None
+    return ("ONNX Runtime is not installed: pip install 'modelplex[cpu]' (onnxruntime) or "
+            "'modelplex[gpu]' (onnxruntime-gpu; never both)")
 
 
 def env_mem_limit() -> int | None:
