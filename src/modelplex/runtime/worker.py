@@ -107,7 +107,8 @@ def _load_or_unload(header: dict[str, Any], loaded: dict[str, Engine], threads: 
         elif loaded.pop(name, None) is None:
             raise KeyError(f"this worker does not hold model {name!r}")
     except Exception as exc:  # a failed load must not kill the worker
-        return {"op": "result", "id": header.get("id"), "ok": False, "error": str(exc)}
+        fault = Fault.DEVICE if isinstance(exc, DeviceUnusableError) else Fault.INPUT
+        return {"op": "result", "id": header.get("id"), "ok": False, "error": str(exc), "fault": fault.value}
     return {"op": "result", "id": header.get("id"), "ok": True}
 
 

@@ -142,7 +142,7 @@ class WorkerHandle:
         """Load one more model into the running worker (time sharing of its slice)."""
         header, _ = await self._call({"op": "load", "model": name, "path": path}, [])
         if not header.get("ok"):
-            raise InvalidArgumentError(f"cannot load model {name}: {header.get('error', 'unknown error')}")
+            raise failure(header, f"cannot load model {name}")
         self.models[name] = path
 
     async def unload_model(self, name: str) -> None:
