@@ -9,10 +9,15 @@ export ORT_DISABLE_TELEMETRY := 1
 
 # pyproject.toml declares compatible ranges; constraints.txt pins the tested set, so set-up is
 # reproducible. `make lock` re-resolves the newest versions in the ranges and rewrites it.
+# EXTRAS: cpu (onnxruntime) or gpu (onnxruntime-gpu), never both. The tests need torch (dev):
+# constraints.txt pins the CPU build our machines carry (a newer torch from PyPI brings GBs of CUDA).
+EXTRAS ?= cpu,dev
+TORCH_PIN ?= torch==2.13.0
+PIP_INSTALL = $(PY) -m pip install -q
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PIP_INSTALL) -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -34,8 +39,8 @@ bench: $(STAMP)
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install -q -e '.[dev]'
-	{ sed -n 1,2p constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^#'; } > constraints.txt.new
+	.lock-venv/bin/pip install -q '$(TORCH_PIN)' && .lock-venv/bin/pip install -q '$(TORCH_PIN)' -e '.[cpu,dev]'
+	{ sed -n 1,2p constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^#' | sed 's/+cpu$$//'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
 
 clean:

@@ -369,11 +369,22 @@ def _client_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ca-file", default=None, help="trust this PEM certificate for an https:// --url (a self-signed server)")
 
 
+# Commands that open ONNX files: they stop with one line when no ONNX Runtime wheel is installed.
+_NEEDS_ORT = {"_cmd_serve", "_cmd_examples", "_cmd_query", "cmd_profile", "cmd_register", "cmd_task_examples"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level, fmt=args.log_format)
     func: Command = args.func
+    if func.__name__ in _NEEDS_ORT:
+        from modelplex.runtime.engines import onnxruntime_missing
+
+        missing = onnxruntime_missing()
+        if missing:
+            log.error("%s", missing)
+            return 2
     try:
         return func(args)
     except ModelplexError as exc:

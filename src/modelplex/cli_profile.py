@@ -25,7 +25,10 @@ def add_subcommands(sub: Any) -> None:
     p.add_argument("--models", default="", help="comma-separated model names (default: all in the repository)")
     p.add_argument("--batches", default=DEFAULT_BATCHES, help=f"batch sizes (default {DEFAULT_BATCHES}); "
                    "batches above a model's max_batch_size are skipped")
-    p.add_argument("--slices", default="", help="slice sizes: CPU cores, e.g. 1,2 (default: 1..all cores)")
+    p.add_argument("--slices", default="", help="slice sizes: CPU cores, e.g. 1,2 (default: 1..all cores); "
+                   "with --gpus, MPS shares in %% (default 20,40,50,60,80,100)")
+    p.add_argument("--gpus", action="store_true", help="profile MPS shares of GPU 0 (profiles of kind gpu-mps) "
+                   "instead of CPU slices; ONNX models need onnxruntime-gpu, PyTorch models torch with CUDA")
     p.add_argument("--state-dir", default="state", help="registry folder (SQLite); default ./state")
     p.add_argument("--out", default="", help="also export the profiles of the models to this JSON file")
     p.add_argument("--plot", default="", help="write plots to this PNG file")
@@ -69,11 +72,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     batches = parse_int_list(args.batches, "--batches")
     pair_batches = parse_int_list(args.pair_batches, "--pair-batches")
 
-    from modelplex.profiling.backends import CpuBackend
+    from modelplex.profiling.backends import CpuBackend, gpu_backend
     from modelplex.profiling.hardware import detect_host
 
     host = detect_host()
-    backend = CpuBackend(host)
+    backend: Any = gpu_backend(host, None) if args.gpus else CpuBackend(host)  # no GPU: one line, exit 2
     sizes = parse_int_list(args.slices, "--slices") if args.slices else backend.default_sizes()
     for size in sizes:
         backend.check_size(size)
@@ -81,7 +84,32 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("--interference needs at least 2 cores (two 1-core slices)")
     check_writable(state_dir)
     configs = select_models(Path(args.repository), args.models)
-    return asyncio.run(_run(args, state_dir, host, backend, configs, sizes, batches, pair_batches))
+    if not args.gpus:
+        return asyncio.run(_run(args, state_dir, host, backend, configs, sizes, batches, pair_batches))
+    return _run_gpu(args, state_dir, host, backend, configs, sizes, batches, pair_batches)
+
+
+def _run_gpu(args: argparse.Namespace, state_dir: Path, host: Any, backend: Any, configs: list[ModelConfig],
+             sizes: list[int], batches: list[int], pair_batches: list[int]) -> int:
+    """Profile on the GPU: skip (one line each) the models that cannot run there, share the GPU
+    through an MPS daemon (stopped at the end when this run started it)."""
+    from modelplex.profiling.backends import gpu_skips
+    from modelplex.runtime.gpu import MpsDaemon
+
+    skips = gpu_skips(configs)
+    for name, why in sorted(skips.items()):
+        log.warning("skipping model %s on the GPU: %s", name, why)
+    configs = [c for c in configs if c.model.name not in skips]
+    if not configs:
+        raise InvalidArgumentError("no model can run on the GPU here (see the lines above)")
+    mps = MpsDaemon(state_dir / "mps" / "pipe", state_dir / "mps" / "log")
+    started = mps.ensure_running()
+    backend.mps = mps
+    try:
+        return asyncio.run(_run(args, state_dir, host, backend, configs, sizes, batches, pair_batches))
+    finally:
+        if started:
+            mps.stop()
 
 
 def select_models(repository: Path, models: str) -> list[ModelConfig]:
@@ -146,7 +174,7 @@ async def _run(args: argparse.Namespace, state_dir: Path, host: Any, backend: An
         loo = leave_one_out(profiles)
         print_profiles(profiles)
         print_loo(loo.summary())
-        gpu_note = gpu_status(host)
+        gpu_note = gpu_status(host, backend)
         print(f"GPU: {gpu_note}")
         interference: dict[str, Any] = {}
         observations: list[Any] = []
@@ -181,19 +209,13 @@ async def _run(args: argparse.Namespace, state_dir: Path, host: Any, backend: An
     return 0
 
 
-def gpu_status(host: Any) -> str:
-    """Whether GPU slices were measured; the GPU backend plugs in once the CUDA provider is there."""
+def gpu_status(host: Any, backend: Any = None) -> str:
+    """Whether GPU slices were measured in this run."""
+    if backend is not None and backend.device_kind != "cpu":
+        return f"measured ({backend.hardware}: MPS shares, profiles of kind {backend.device_kind})"
     if not host.gpu_names:
         return "not measured (no nvidia-smi / no GPU on this host)"
-    try:
-        import onnxruntime as ort
-
-        has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    except ImportError:
-        has_cuda = False
-    if not has_cuda:
-        return f"not measured ({host.gpu_names[0]} present, but onnxruntime has no CUDA provider)"
-    return f"not measured ({host.gpu_names[0]}: run with the GpuMpsBackend; MPS menu 20,40,50,60,80,100)"
+    return f"not measured ({host.gpu_names[0]} present: run `modelplex profile --gpus` for MPS shares)"
 
 
 def print_profiles(profiles: list[Profile]) -> None:

@@ -40,19 +40,16 @@ def test_profile_has_expected_shape(profiled: Profiled) -> None:
     assert "latency model, leave-one-out" in proc.stdout
 
 
-def test_gpu_status_names_why_gpus_were_not_measured(monkeypatch: pytest.MonkeyPatch) -> None:
-    import onnxruntime as ort
-
+def test_gpu_status_names_why_gpus_were_not_measured() -> None:
     from modelplex.cli_profile import gpu_status
+    from modelplex.profiling.backends import CpuBackend, GpuMpsBackend
     from modelplex.profiling.hardware import HostInfo
 
     no_gpu = HostInfo(cpu_model="cpu", cpus=(0,))
     assert gpu_status(no_gpu) == "not measured (no nvidia-smi / no GPU on this host)"
     h200 = HostInfo(cpu_model="cpu", cpus=(0,), gpu_names=("NVIDIA H200",))
-    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    assert gpu_status(h200) == "not measured (NVIDIA H200 present, but onnxruntime has no CUDA provider)"
-    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    assert gpu_status(h200).startswith("not measured (NVIDIA H200: run with the GpuMpsBackend")
+    assert gpu_status(h200, CpuBackend(h200)) == "not measured (NVIDIA H200 present: run `modelplex profile --gpus` for MPS shares)"
+    assert gpu_status(h200, GpuMpsBackend(h200)).startswith("measured (NVIDIA H200: MPS shares")
 
 
 def test_export_import_round_trips(profiled: Profiled, cli: Cli, tmp_path: Path) -> None:

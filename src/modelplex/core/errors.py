@@ -44,6 +44,12 @@ class WorkerLostError(UnavailableError):
     may be tried again on another slice of the model."""
 
 
+class DeviceError(UnavailableError):
+    """The device failed a batch (a CUDA error, out of memory, a cuBLAS/cuDNN failure): HTTP 503 /
+    gRPC UNAVAILABLE naming the cause, not the client's 400. Not retried elsewhere: the same
+    input may fail the same way."""
+
+
 class DeadlineError(UnavailableError):
     """A request's deadline cannot be met; rejected before running rather than run late."""
 

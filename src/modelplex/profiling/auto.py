@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modelplex.core.model import ModelConfig
-from modelplex.profiling.backends import CpuBackend, GpuMpsBackend, SliceBackend
+from modelplex.profiling.backends import CpuBackend, SliceBackend, gpu_backend, gpu_skips
 from modelplex.profiling.hardware import detect_host
 from modelplex.profiling.measure import Warmup
 from modelplex.profiling.progress import Progress
@@ -24,6 +24,7 @@ from modelplex.profiling.runner import WorkItem, WorkPlan, plan_work, run_plan
 from modelplex.profiling.stats import StopRule
 from modelplex.profiling.storage import ProfileStore, check_writable
 from modelplex.repository.store import Registry
+from modelplex.runtime.gpu import MpsDaemon
 
 QUICK_BATCHES = (1, 4, 16)  # batches of the quick preset (clipped to each model's max_batch_size)
 QUICK_GPU_SIZES = (20, 50, 100)  # MPS shares (%) of the quick preset
@@ -58,16 +59,23 @@ def latest_versions(configs: Sequence[ModelConfig]) -> list[ModelConfig]:
     return [latest[n] for n in sorted(latest)]
 
 
-def _backend(kind: str) -> SliceBackend:
+def _backend(kind: str, mps: MpsDaemon | None) -> SliceBackend:
     host = detect_host()
-    return GpuMpsBackend(host) if kind != "cpu" else CpuBackend(host)
+    return gpu_backend(host, mps) if kind != "cpu" else CpuBackend(host)
 
 
 async def profile_missing(configs: Sequence[ModelConfig], state_dir: Path, kind: str = "cpu",
-                          show_progress: bool = True) -> int:
+                          show_progress: bool = True, mps: MpsDaemon | None = None) -> int:
     """Measure the quick preset's points that the registry under `state_dir` lacks for this host;
-    returns how many points were measured (0 when every model already has them)."""
-    backend = _backend(kind)
+    returns how many points were measured (0 when every model already has them). On the GPU
+    (`kind` gpu-mps, shares through `mps`) models that cannot run there are skipped, one line
+    each; the planner then says which profiles are missing."""
+    backend = _backend(kind, mps)
+    if kind != "cpu":
+        skips = gpu_skips(configs)
+        for name, why in sorted(skips.items()):
+            log.warning("not profiling model %s on the GPU: %s", name, why)
+        configs = [c for c in configs if c.model.name not in skips]
     sizes = list(QUICK_GPU_SIZES) if kind != "cpu" else quick_sizes(backend.capacity)
     check_writable(state_dir)
     with Registry(state_dir) as registry:

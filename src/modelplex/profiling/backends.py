@@ -1,4 +1,4 @@
-"""Where profiling runs a model: a CPU slice (cores) or, when a GPU is present, an MPS share.
+"""Where profiling runs a model: a CPU slice (cores) or, with `--gpus`, an MPS share of a GPU.
 
 A backend names the slice sizes it can measure and starts a real worker process bound to one
 slice; everything else (timing, statistics, storage) is the same for every backend.
@@ -6,12 +6,17 @@ slice; everything else (timing, statistics, storage) is the same for every backe
 
 from __future__ import annotations
 
-import os
+import importlib.util
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from modelplex.core.devices import DeviceKind, SliceSpec
-from modelplex.core.errors import InvalidArgumentError
+from modelplex.core.errors import InvalidArgumentError, UnavailableError
+from modelplex.core.model import ModelConfig
 from modelplex.profiling.hardware import HostInfo
+from modelplex.runtime.gpu import MpsDaemon, worker_env
 from modelplex.runtime.worker_handle import WorkerHandle, WorkerInfo
 
 MPS_MENU_PCT = (20, 40, 50, 60, 80, 100)  # GPU slice menu of the gpu-let reference (% of SMs)
@@ -31,6 +36,19 @@ class SliceBackend(Protocol):
     def slice_spec(self, size: int) -> SliceSpec: ...
 
     async def start(self, label: str, model_path: str, spec: SliceSpec) -> tuple[WorkerHandle, WorkerInfo]: ...
+
+    def pair_sides(self) -> tuple["PairSide", "PairSide"]: ...
+
+    def pair_fraction(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class PairSide:
+    """Where one side of an interference pair runs: its core, its device and its environment."""
+
+    cpu: int  # the core its load process is pinned to
+    provider: str  # "cpu" or "cuda"
+    env: dict[str, str] = field(default_factory=dict)  # e.g. the MPS share of a GPU side
 
 
 class CpuBackend:
@@ -62,21 +80,27 @@ class CpuBackend:
         info = await handle.start()
         return handle, info
 
+    def pair_sides(self) -> tuple[PairSide, PairSide]:
+        """Two 1-core slices: the host's first two cores."""
+        return PairSide(self.host.cpus[0], "cpu", {}), PairSide(self.host.cpus[1 % len(self.host.cpus)], "cpu", {})
+
+    def pair_fraction(self) -> float:
+        return 1 / self.capacity
+
 
 class GpuMpsBackend:
-    """One MPS share of GPU 0 per worker (CUDA_MPS_ACTIVE_THREAD_PERCENTAGE), CUDA provider.
-
-    Needs an MPS control daemon and onnxruntime with the CUDA provider; without them the worker
-    falls back to the CPU provider, so the caller must treat results as unverified. Not measured
-    on the development host (it has no GPU).
-    """
+    """One MPS share of one GPU per worker (runtime.gpu.worker_env: the GPU and
+    CUDA_MPS_ACTIVE_THREAD_PERCENTAGE), the model on its GPU engine (ONNX Runtime's CUDA provider
+    or PyTorch). A worker whose model does not really run on the GPU refuses to start with a
+    DeviceError (the profiler skips that model, saying why); it never measures the CPU instead."""
 
     device_kind = DeviceKind.GPU_MPS.value
     capacity = 100
 
-    def __init__(self, host: HostInfo, index: int = 0) -> None:
+    def __init__(self, host: HostInfo, index: int = 0, mps: MpsDaemon | None = None) -> None:
         self.host = host  # the host the GPU is in
         self.index = index  # which GPU (nvidia-smi order)
+        self.mps = mps  # the MPS control daemon the shares attach to (None: shares are not enforced)
         self.hardware = host.gpu_signature(index)  # the GPU's name
 
     def default_sizes(self) -> list[int]:
@@ -91,17 +115,51 @@ class GpuMpsBackend:
         return SliceSpec(f"gpu{self.index}", size)
 
     async def start(self, label: str, model_path: str, spec: SliceSpec) -> tuple[WorkerHandle, WorkerInfo]:
-        # WorkerHandle passes this process's environment on: set the share just for the spawn.
-        saved = {k: os.environ.get(k) for k in ("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", "CUDA_VISIBLE_DEVICES")}
-        os.environ["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(spec.size)
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(self.index)
-        try:
-            handle = WorkerHandle(label, model_path, spec, threads=1, provider="cuda")
-            info = await handle.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        handle = WorkerHandle(label, model_path, spec, threads=1, provider="cuda", env=worker_env(spec, self.mps))
+        info = await handle.start()
         return handle, info
+
+    def pair_sides(self) -> tuple[PairSide, PairSide]:
+        """Two halves of the GPU, each driven from its own core."""
+        env = worker_env(SliceSpec(f"gpu{self.index}", 50), self.mps)
+        cpus = self.host.cpus
+        return PairSide(cpus[0], "cuda", env), PairSide(cpus[1 % len(cpus)], "cuda", env)
+
+    def pair_fraction(self) -> float:
+        return 0.5
+
+
+def gpu_backend(host: HostInfo, mps: MpsDaemon | None, index: int = 0) -> GpuMpsBackend:
+    """The backend of GPU `index`, or one readable line why there is none."""
+    if not host.gpu_names:
+        why = "nvidia-smi not found" if shutil.which("nvidia-smi") is None else "nvidia-smi lists no GPU"
+        raise UnavailableError(f"no NVIDIA GPU: {why}")
+    if not 0 <= index < len(host.gpu_names):
+        raise InvalidArgumentError(f"no GPU {index}: this host has {len(host.gpu_names)}")
+    return GpuMpsBackend(host, index, mps)
+
+
+def gpu_skips(configs: Sequence[ModelConfig]) -> dict[str, str]:
+    """Models that cannot run on the GPU here, known without starting a worker, with the reason:
+    ONNX models when ONNX Runtime has no CUDA provider, PyTorch models when torch is missing.
+    (A model that fails on the GPU otherwise is skipped when its worker refuses to start.)"""
+    from modelplex.repository.config_torch import TORCH_PLATFORM
+
+    skips: dict[str, str] = {}
+    onnx_cuda = _onnx_has_cuda()
+    has_torch = importlib.util.find_spec("torch") is not None
+    for c in configs:
+        if c.platform == TORCH_PLATFORM and not has_torch:
+            skips[c.model.name] = "a PyTorch model, and torch is not installed (pip install 'modelplex[torch]')"
+        elif c.platform != TORCH_PLATFORM and not onnx_cuda:
+            skips[c.model.name] = ("an ONNX model, and ONNX Runtime has no CUDA provider here "
+                                   "(pip install 'modelplex[gpu]', or serve it as a PyTorch model)")
+    return skips
+
+
+def _onnx_has_cuda() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()

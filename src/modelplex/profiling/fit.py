@@ -64,14 +64,14 @@ def summarize(obs: Sequence[Observation], ridge: float = RIDGE) -> tuple[dict[st
 async def run_interference(configs: Sequence[ModelConfig], store: ProfileStore, backend: SliceBackend,
                            state_dir: Path, batches: Sequence[int], duration_s: float,
                            quiet: bool = False) -> tuple[dict[str, Any], list[Observation], list[float]]:
-    settings = PairSettings(batches=tuple(batches), duration_s=duration_s)
+    settings = PairSettings(batches=tuple(batches), duration_s=duration_s, sides=backend.pair_sides())
     progress = Progress(steps(len(configs), settings), "interference", enabled=not quiet)
     obs = measure_pairs(configs, settings, progress)
     progress.close(f"{len(obs)} observations")
     record, predicted = summarize(obs)
     path = save_interference(state_dir, backend.hardware, record)
     # Profiles keep the features of the largest pair batch at full-device scale (see interference.py).
-    frac = 1 / backend.capacity
+    frac = backend.pair_fraction()
     for config in configs:
         name = config.model.name
         mine = [o for o in obs if o.model_a == name]

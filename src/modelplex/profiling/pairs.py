@@ -1,4 +1,5 @@
-"""Measuring interference: pairs of models at once on two 1-core slices of the host CPU.
+"""Measuring interference: pairs of models at once on two 1-core slices of the host CPU (or, with
+--gpus, two halves of a GPU shared with MPS, each side driven from its own core).
 
 Each side is a profiling.loadgen process pinned to its core, running the model back to back
 (no per-run IPC, see loadgen's docstring). For every pair (self-pairs included) at a batch
@@ -22,6 +23,7 @@ import numpy as np
 
 from modelplex.core.errors import InvalidArgumentError, UnavailableError
 from modelplex.core.model import ModelConfig
+from modelplex.profiling.backends import PairSide
 from modelplex.profiling.inputs import input_shape
 from modelplex.profiling.interference import Observation, solo_features
 from modelplex.profiling.progress import Progress
@@ -35,20 +37,27 @@ class PairSettings:
     batches: tuple[int, ...] = (1, 8)  # each model runs at min(batch, its max batch); one pass per batch
     duration_s: float = 1.0  # closed-loop time of each solo run and each pair run
     min_runs: int = 5  # each side runs at least this many batches per run
-    cores: tuple[int, int] = (0, 1)  # the two cores (each a 1-core slice)
+    cores: tuple[int, int] = (0, 1)  # the two cores (each a 1-core slice), when `sides` is not given
+    sides: tuple[PairSide, PairSide] | None = None  # where each side runs (a backend's pair_sides)
+
+    def both(self) -> tuple[PairSide, PairSide]:
+        if self.sides is not None:
+            return self.sides
+        return PairSide(self.cores[0], "cpu"), PairSide(self.cores[1], "cpu")
 
 
 class LoadProcess:
-    """One loadgen process: a model at one batch, pinned to one core."""
+    """One loadgen process: a model at one batch, pinned to one core (and on a GPU share when
+    the side says so)."""
 
-    def __init__(self, config: ModelConfig, batch: int, cpu: int) -> None:
+    def __init__(self, config: ModelConfig, batch: int, side: PairSide) -> None:
         self.name = config.model.name  # model name
         self.batch = batch  # batch it runs
         specs = [[s.name, s.datatype.value, list(input_shape(s, batch, config.batched))] for s in config.inputs]
-        env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", OMP_NUM_THREADS="1")
+        env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", OMP_NUM_THREADS="1", **side.env)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modelplex.profiling.loadgen", "--model", config.path, "--cpu", str(cpu),
-             "--inputs", json.dumps(specs)],
+            [sys.executable, "-m", "modelplex.profiling.loadgen", "--model", config.path, "--cpu", str(side.cpu),
+             "--provider", side.provider, "--inputs", json.dumps(specs)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
         self.io_bytes = 0  # inputs + outputs of one batch, known once ready
@@ -103,7 +112,8 @@ def _batch(config: ModelConfig, batch: int) -> int:
 def measure_pairs(configs: Sequence[ModelConfig], settings: PairSettings,
                   progress: Progress | None = None) -> list[Observation]:
     """All unordered pairs (self-pairs included) of the models, at each batch setting."""
-    if len(set(settings.cores)) != 2:
+    sides = settings.both()
+    if sides[0].provider == "cpu" and sides[0].cpu == sides[1].cpu:
         raise InvalidArgumentError("interference needs two distinct cores")
     obs: list[Observation] = []
     group = itertools.count()
@@ -111,8 +121,8 @@ def measure_pairs(configs: Sequence[ModelConfig], settings: PairSettings,
         procs: dict[tuple[str, int], LoadProcess] = {}
         try:
             for c in configs:
-                for side, cpu in enumerate(settings.cores):
-                    procs[(c.model.name, side)] = LoadProcess(c, _batch(c, batch), cpu)
+                for k, side in enumerate(sides):
+                    procs[(c.model.name, k)] = LoadProcess(c, _batch(c, batch), side)
             for p in procs.values():
                 p.wait_ready()
             obs.extend(_pairs_at(configs, procs, settings, group, progress))

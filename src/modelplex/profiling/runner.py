@@ -3,10 +3,12 @@ and storing each slice's points as soon as they are measured (an interrupted run
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from modelplex.core.errors import DeviceError
 from modelplex.core.model import ModelConfig
 from modelplex.core.profile import Profile
 from modelplex.profiling.backends import SliceBackend
@@ -14,6 +16,8 @@ from modelplex.profiling.measure import Warmup, measure_slice
 from modelplex.profiling.progress import Progress
 from modelplex.profiling.stats import StopRule
 from modelplex.profiling.storage import ProfileStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,16 +76,30 @@ def static_features(config: ModelConfig) -> dict[str, float]:
 
 async def run_plan(plan: WorkPlan, backend: SliceBackend, store: ProfileStore, rule: StopRule,
                    warmup: Warmup = Warmup(), progress: Progress | None = None) -> list[Profile]:
-    """Measure every item, merging each slice's points into the registry as it finishes."""
+    """Measure every item, merging each slice's points into the registry as it finishes. A model
+    whose worker cannot use the device (DeviceError: e.g. not really on the GPU) is skipped with
+    one line saying why; any other failure stops the run."""
+    skipped: set[str] = set()
     for item in plan.items:
         name = item.config.model.name
+        if name in skipped:
+            if progress is not None:
+                progress.advance(len(item.batches), f"{name} skipped")
+            continue
 
         def tick(point: object, name: str = name, size: int = item.size) -> None:
             if progress is not None:
                 b = getattr(point, "batch", "?")
                 progress.advance(1, f"{name} slice={size} batch={b}")
 
-        result = await measure_slice(item.config, backend, item.size, item.batches, rule, warmup, tick)
+        try:
+            result = await measure_slice(item.config, backend, item.size, item.batches, rule, warmup, tick)
+        except DeviceError as exc:
+            log.warning("skipping model %s on %s: %s", name, backend.hardware, exc.message)
+            skipped.add(name)
+            if progress is not None:
+                progress.advance(len(item.batches), f"{name} skipped")
+            continue
         largest = max(result.io_bytes)
         features = static_features(item.config)
         features["io_bytes_per_item"] = result.io_bytes[largest] / largest

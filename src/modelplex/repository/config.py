@@ -1,4 +1,5 @@
-"""Model configuration: Triton `config.pbtxt`, modelplex `config.yaml`, and the ONNX graph.
+"""Model configuration: Triton `config.pbtxt`, modelplex `config.yaml`, and the ONNX graph (for
+a PyTorch model, the signature config.pbtxt declares: repository.config_torch).
 
 Precedence, lowest to highest: what the ONNX graph says, then `config.pbtxt`, then `config.yaml`.
 A config that contradicts the graph (an unknown tensor name, another dtype, another rank or a
@@ -20,11 +21,11 @@ from modelplex.core.errors import InvalidArgumentError, UnsupportedError
 from modelplex.core.model import BatchingConfig, ModelConfig, ModelId, WarmupSample
 from modelplex.core.tensors import DataType, TensorSpec
 from modelplex.repository.config_extras import check_warmup, merge_priority, parse_priority, parse_warmup
+from modelplex.repository.config_torch import ONNX_PLATFORM, TORCH_PLATFORM, served_platform  # noqa: F401
 from modelplex.serving.grpc_gen.model_config_fds import SERIALIZED as _MODEL_CONFIG_FDS
 
-PLATFORM = "onnxruntime_onnx"  # the only platform modelplex serves
+PLATFORM = ONNX_PLATFORM  # ONNX models; PyTorch ones are TORCH_PLATFORM (repository.config_torch)
 DEFAULT_MAX_BATCH_SIZE = 32  # for a batchable graph without a configured max_batch_size
-_ONNX_BACKENDS = {"", "onnxruntime"}  # Triton's backend names meaning ONNX Runtime
 
 # Triton's TYPE_* names <-> KServe v2 datatypes (TYPE_STRING is the protocol's BYTES).
 _FROM_TRITON: dict[str, DataType] = {
@@ -293,9 +294,7 @@ def build_model_config(
     where = f"model {model.name!r}"
     if triton.name and triton.name != model.name:
         raise InvalidArgumentError(f"{where}: config.pbtxt names the model {triton.name!r}; it must match the folder")
-    if (triton.platform and triton.platform != PLATFORM) or triton.backend not in _ONNX_BACKENDS:
-        what = triton.platform or triton.backend
-        raise UnsupportedError(f"{where}: platform {what!r} is not served; only {PLATFORM}")
+    platform = served_platform(triton.platform, triton.backend, where)
 
     if overrides.max_batch_size is not None:
         max_batch = overrides.max_batch_size
@@ -322,7 +321,7 @@ def build_model_config(
     return ModelConfig(
         model=model,
         path=str(path),
-        platform=PLATFORM,
+        platform=platform,
         inputs=inputs,
         outputs=outputs,
         batching=BatchingConfig(

@@ -8,6 +8,7 @@ from typing import Any
 from modelplex.core.model import BatchingConfig, ModelConfig, ModelId
 from modelplex.core.tensors import DataType, TensorSpec
 from modelplex.repository.config import triton_type
+from modelplex.repository.config_torch import BACKEND_OF
 
 def model_config_to_json(config: ModelConfig) -> dict[str, Any]:
     """Lossless JSON form of a ModelConfig (for the registry)."""
@@ -67,7 +68,7 @@ def to_triton_json(config: ModelConfig) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": config.model.name,
         "platform": config.platform,
-        "backend": "onnxruntime",
+        "backend": BACKEND_OF.get(config.platform, ""),
         "max_batch_size": b.max_batch_size,
         "input": [tensor(s) for s in config.inputs],
         "output": [tensor(s) for s in config.outputs],

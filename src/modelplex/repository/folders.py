@@ -1,4 +1,5 @@
-"""The model repository on disk: `root/<model>/<version>/model.onnx`, with optional
+"""The model repository on disk: `root/<model>/<version>/model.onnx` (or a PyTorch `model.pt` /
+`model.pt2` described by config.pbtxt: repository.config_torch), with optional
 `root/<model>/config.pbtxt` (Triton) and `root/<model>/config.yaml` (modelplex), shared by all
 versions of the model."""
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from modelplex.core.errors import InvalidArgumentError, ModelplexError, NotFoundError
 from modelplex.core.model import ModelConfig, ModelId
 from modelplex.repository.config import build_model_config, inspect_onnx, load_pbtxt, load_yaml
+from modelplex.repository.config_torch import is_torch, model_file, torch_graph
 
 MODEL_FILENAME = "model.onnx"  # Triton's default file name for the onnxruntime platform
 
@@ -54,11 +56,12 @@ def load_model_versions(root: Path, name: str) -> list[ModelConfig]:
             f"model {name!r}: no version folders (expected {model_dir}/<version>/{filename})"
         )
     configs = []
+    torch_model = is_torch(triton, f"model {name!r}")
     for version in versions:
-        path = model_dir / version / filename
+        path = model_file(model_dir, version, triton, MODEL_FILENAME)
         if not path.is_file():
             raise InvalidArgumentError(f"model {name!r} version {version}: missing {path}")
-        graph = inspect_onnx(path)
+        graph = torch_graph(triton, path, f"model {name!r}") if triton and torch_model else inspect_onnx(path)
         configs.append(build_model_config(ModelId(name, version), path, graph, triton, overrides))
     return configs
 

@@ -1,11 +1,15 @@
-"""Slice worker process: pinned to its slice's cores, runs batches of one model in ONNX Runtime.
+"""Slice worker process: pinned to its slice's cores (or given its GPU share), runs batches of its
+models in their engines (runtime.engines: ONNX Runtime, PyTorch).
 
 A slice may hold several models that take turns on it (time sharing); each request names one.
 Started by WorkerHandle with one end of a socketpair; speaks the frames of runtime.wire:
   -> {"op": "infer", "id": n, "model": name, "outputs": [names] | null, "tensors": [...]} + raw inputs
   <- {"op": "result", "id": n, "ok": true, "compute_s": x, "tensors": [...]} + raw outputs
-  <- {"op": "result", "id": n, "ok": false, "error": "..."}
-At start it sends {"op": "ready", ...} after loading, or {"op": "failed", "error": ...}.
+  <- {"op": "result", "id": n, "ok": false, "error": "...", "fault": "input" | "device" | "poisoned"}
+At start it sends {"op": "ready", ...} after loading and warming up, or {"op": "failed", "error":
+..., "fault": ...} (a GPU worker whose model is not really on the GPU fails with fault "device").
+A batch whose error leaves the CUDA context unusable (runtime.faults) is answered, then the
+worker exits with POISONED_EXIT and the frontend starts a fresh one.
 Once ready, a thread sends {"op": "beat"} every BEAT_S seconds, so the frontend tells a paused or
 hung process from one that is busy computing (onnxruntime releases the GIL while it runs).
 """
@@ -27,12 +31,15 @@ from modelplex.runtime.heap import trim_heap
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from modelplex.logformat import LOG_FORMAT_ENV, JsonLinesFormatter, parse_log_format  # noqa: E402
+from modelplex.runtime.engines import DeviceUnusableError, Engine, engine_kind, env_mem_limit, load_engine  # noqa: E402
+from modelplex.runtime.faults import Fault, classify, first_line  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 LOG_LEVEL_ENV = "MODELPLEX_LOG_LEVEL"  # set by the modelplex CLI's --log-level; workers inherit it
 BEAT_S = 0.2  # heartbeat period
 TRIM_IDLE_S = 1.0  # idle this long after an answer, the worker returns freed heap to the system
+POISONED_EXIT = 3  # exit status of a worker whose CUDA context a batch left unusable
 
 
 def configure_logging() -> None:
@@ -84,62 +91,45 @@ def _rss_mb() -> float:
         return 0.0
 
 
-def make_session(path: str, threads: int, provider: str = "cpu") -> Any:
-    """An ONNX Runtime session sized to the slice (used by the worker and the profiler)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, threads)
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Spinning threads would steal the cores the frontend and neighbouring slices need.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    # No arena: what a burst of large batches took goes back to malloc, and the idle worker hands
-    # it to the system (heap.trim); an arena would keep its peak until the worker exits.
-    opts.enable_cpu_mem_arena = False
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
-    return ort.InferenceSession(path, sess_options=opts, providers=providers)
+def _load(path: str, threads: int, provider: str) -> Engine:
+    """Load a model into its engine and warm it up (the device is checked on the way)."""
+    engine = load_engine(path, threads, provider, env_mem_limit())
+    engine.warm_up()
+    return engine
 
 
-class _Loaded:
-    """One model's session in this worker."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session  # the ONNX Runtime session
-        self.outputs = [o.name for o in session.get_outputs()]  # all output names, graph order
-        self.string_inputs = {i.name for i in session.get_inputs() if i.type == "tensor(string)"}
-
-
-def _load_or_unload(header: dict[str, Any], loaded: dict[str, "_Loaded"], threads: int, provider: str) -> dict[str, Any]:
+def _load_or_unload(header: dict[str, Any], loaded: dict[str, Engine], threads: int, provider: str) -> dict[str, Any]:
     """Load one more model into this worker, or drop one (the executor's load/unload)."""
     name = str(header.get("model"))
     try:
         if header.get("op") == "load":
-            loaded[name] = _Loaded(make_session(str(header.get("path")), threads, provider))
+            loaded[name] = _load(str(header.get("path")), threads, provider)
         elif loaded.pop(name, None) is None:
             raise KeyError(f"this worker does not hold model {name!r}")
     except Exception as exc:  # a failed load must not kill the worker
-        return {"op": "result", "id": header.get("id"), "ok": False, "error": str(exc)}
+        fault = Fault.DEVICE if isinstance(exc, DeviceUnusableError) else Fault.INPUT
+        return {"op": "result", "id": header.get("id"), "ok": False, "error": str(exc), "fault": fault.value}
     return {"op": "result", "id": header.get("id"), "ok": True}
 
 
-def _load_all(sock: socket.socket, models: dict[str, str], threads: int, provider: str) -> "dict[str, _Loaded] | None":
+def _load_all(sock: socket.socket, models: dict[str, str], threads: int, provider: str) -> "dict[str, Engine] | None":
     """Load every model, then say ready (or why not: None)."""
     from modelplex.runtime import wire
 
     t0 = time.perf_counter()
-    loaded: dict[str, _Loaded] = {}
+    loaded: dict[str, Engine] = {}
     for name, path in models.items():
         try:
-            loaded[name] = _Loaded(make_session(path, threads, provider))
+            loaded[name] = _load(path, threads, provider)
         except Exception as exc:  # report the load failure, then exit
-            msg = f"cannot load model {name} from {path}: {exc}"
-            log.debug("%s", msg)
-            sock.sendall(b"".join(wire.encode({"op": "failed", "error": msg}, [])))
+            fault = Fault.DEVICE if isinstance(exc, DeviceUnusableError) else classify(str(exc), engine_kind(path), type(exc).__name__)
+            msg = f"cannot load model {name} from {path}: {exc if fault is Fault.INPUT else first_line(str(exc))}"
+            log.log(logging.DEBUG if fault is Fault.INPUT else logging.ERROR, "%s", msg)
+            sock.sendall(b"".join(wire.encode({"op": "failed", "error": msg, "fault": fault.value}, [])))
             return None
     load_s = time.perf_counter() - t0
+    for name, engine in loaded.items():
+        log.log(logging.INFO if provider == "cuda" else logging.DEBUG, "model %s runs on %s", name, engine.device())
     log.debug("loaded %s on %d thread(s) (%s) in %.2f s", ", ".join(loaded), threads, provider, load_s)
     sock.sendall(
         b"".join(wire.encode({"op": "ready", "load_s": load_s, "rss_mb": _rss_mb(), "pid": os.getpid()}, []))
@@ -186,8 +176,9 @@ class _Channel:
 
 
 def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: str, arena: memoryview | None = None) -> int:
-    """Load, then answer frames until the frontend closes the channel; `arena`: the shared memory
-    where the frontend may place batch inputs (runtime.arena)."""
+    """Load, say ready, answer batches until the frontend closes the channel (exit 0) or the
+    device context is lost (exit POISONED_EXIT); `arena`: the shared memory where the frontend may
+    place batch inputs (runtime.arena)."""
     loaded = _load_all(sock, models, threads, provider)
     if loaded is None:
         return 1
@@ -199,7 +190,7 @@ def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: s
         channel.close()
 
 
-def _loop(channel: _Channel, loaded: dict[str, _Loaded], threads: int, provider: str, arena: memoryview | None) -> int:
+def _loop(channel: _Channel, loaded: dict[str, Engine], threads: int, provider: str, arena: memoryview | None) -> int:
     import orjson
 
     from modelplex.runtime import wire
@@ -223,46 +214,60 @@ def _loop(channel: _Channel, loaded: dict[str, _Loaded], threads: int, provider:
         if op in ("load", "unload"):
             channel.send(wire.encode(_load_or_unload(header, loaded, threads, provider), []))
             continue
-        channel.answered(_infer(header, payload, loaded, default, arena))
+        frames, fault = _infer(header, payload, loaded, default, arena)
+        channel.answered(frames)
+        if fault is Fault.POISONED:
+            log.error("exiting: this worker's CUDA context is lost (%s); the slice starts a new one",
+                      frames_error(frames))
+            return POISONED_EXIT
 
 
-def _infer(header: dict[str, Any], payload: bytearray, loaded: dict[str, _Loaded], default: str,
-           arena: memoryview | None = None) -> list[bytes | memoryview]:
+def frames_error(frames: list[bytes | memoryview]) -> str:
+    """The error of an error frame (for the exit message)."""
+    import orjson
+
+    return str(orjson.loads(bytes(frames[1])).get("error", ""))
+
+
+def _infer(header: dict[str, Any], payload: bytearray, loaded: dict[str, Engine],
+           default: str, arena: memoryview | None = None) -> tuple[list[bytes | memoryview], Fault | None]:
     """Run one batch; the result frames (an error frame if it failed: a bad batch must not kill
-    the worker)."""
-    import numpy as np
-
+    the worker) and the fault when it failed (POISONED: the worker must exit after answering)."""
     from modelplex.runtime import wire
 
     req_id = header.get("id")
+    engine: Engine | None = None
     try:
-        model = loaded.get(header.get("model") or default)
-        if model is None:
+        engine = loaded.get(header.get("model") or default)
+        if engine is None:
             raise KeyError(f"this worker does not hold model {header.get('model')!r}")
-        feeds: dict[str, Any] = {}
-        for name, arr in wire.decode_tensors(header, payload, arena):
-            if name in model.string_inputs:
-                arr = np.vectorize(lambda b: b.decode("utf-8", "surrogateescape"), otypes=[object])(arr)
-            feeds[name] = arr
-        names = header.get("outputs") or model.outputs
+        feeds = dict(wire.decode_tensors(header, payload, arena))
+        names = header.get("outputs") or engine.outputs
         t_run = time.perf_counter()
-        results = model.session.run(names, feeds)
+        results = engine.run(feeds, names)
         compute_s = time.perf_counter() - t_run
         return wire.encode(
-            {"op": "result", "id": req_id, "ok": True, "compute_s": compute_s},
-            [(n, np.asarray(r)) for n, r in zip(names, results)],
-        )
-    except Exception as exc:  # a bad batch must not kill the worker
-        log.debug("request %s failed: %s", req_id, exc)
-        return wire.encode({"op": "result", "id": req_id, "ok": False, "error": str(exc)}, [])
+            {"op": "result", "id": req_id, "ok": True, "compute_s": compute_s}, list(zip(names, results))
+        ), None
+    except Exception as exc:  # a bad batch must not kill the worker (a poisoned context does, after answering)
+        text = str(exc)
+        fault = classify(text, engine.kind if engine is not None else "", type(exc).__name__)
+        if fault is Fault.INPUT:
+            log.debug("request %s failed: %s", req_id, text)
+        else:
+            text = first_line(text)
+            log.error("request %s failed on the device (%s): %s", req_id, fault.value, text)
+        error = {"op": "result", "id": req_id, "ok": False, "error": text, "fault": fault.value}
+        return wire.encode(error, []), fault
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="modelplex-worker")
     parser.add_argument("--fd", type=int, required=True, help="socket to the frontend")
-    parser.add_argument("--model", action="append", required=True, help="NAME=ONNX file (repeat for a shared slice)")
+    parser.add_argument("--model", action="append", required=True,
+                        help="NAME=model file (.onnx, or .pt/.pt2 with config.pbtxt; repeat for a shared slice)")
     parser.add_argument("--cpus", default="", help="comma-separated cores of the slice")
-    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: cores)")
+    parser.add_argument("--threads", type=int, default=0, help="engine threads (default: cores)")
     parser.add_argument("--provider", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--arena-fd", type=int, default=-1, help="memfd of the shared-memory arena for batch inputs")
     parser.add_argument("--arena-bytes", type=int, default=0, help="its size")

@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from modelplex.core.devices import SliceSpec
-from modelplex.core.errors import InvalidArgumentError, UnavailableError, WorkerLostError
+from modelplex.core.errors import DeviceError, InvalidArgumentError, ModelplexError, UnavailableError, WorkerLostError
 from modelplex.runtime import wire
 from modelplex.runtime.arena import Arena
 
@@ -33,6 +33,16 @@ _WATCH_S = 0.25  # how often the watchdog looks
 # through the socket. Pages are touched only as batches use them. MODELPLEX_ARENA_MB=0 turns it off.
 ARENA_MB_ENV = "MODELPLEX_ARENA_MB"
 ARENA_MB = 64
+
+
+def failure(header: dict[str, Any], what: str) -> ModelplexError:
+    """The typed error of a worker's error frame: the device's fault (runtime.faults: a CUDA
+    error, out of memory, a GPU that is not really used) is a DeviceError (503) naming the cause,
+    anything else the request's or the model's (400)."""
+    error = str(header.get("error") or "unknown error")
+    if header.get("fault") in ("device", "poisoned"):
+        return DeviceError(f"{what} on the device: {error}")
+    return InvalidArgumentError(f"{what}: {error}")
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,7 @@ class WorkerHandle:
             raise UnavailableError(f"worker {self.label} exited while loading (exit code {code})") from None
         if header.get("op") != "ready":
             await self._kill()
-            raise InvalidArgumentError(str(header.get("error", "worker failed to load the model")))
+            raise failure(header, f"worker {self.label} failed to start")
         self.info = WorkerInfo(int(header["pid"]), float(header["load_s"]), float(header["rss_mb"]))
         self.alive = True
         self._read_task = asyncio.create_task(self._read_loop())
@@ -136,14 +146,14 @@ class WorkerHandle:
             {"op": "infer", "model": model, "outputs": list(outputs) if outputs else None}, inputs
         )
         if not header.get("ok"):
-            raise InvalidArgumentError(f"inference failed: {header.get('error', 'unknown error')}")
+            raise failure(header, "inference failed")
         return wire.decode_tensors(header, payload), float(header.get("compute_s", 0.0))
 
     async def load_model(self, name: str, path: str) -> None:
         """Load one more model into the running worker (time sharing of its slice)."""
         header, _ = await self._call({"op": "load", "model": name, "path": path}, [])
         if not header.get("ok"):
-            raise InvalidArgumentError(f"cannot load model {name}: {header.get('error', 'unknown error')}")
+            raise failure(header, f"cannot load model {name}")
         self.models[name] = path
 
     async def unload_model(self, name: str) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 from modelplex.core.model import ModelConfig
 from modelplex.core.tensors import DataType, serialize_bytes_tensor
 from modelplex.repository.config import triton_type
+from modelplex.repository.config_torch import BACKEND_OF
 from modelplex.serving.grpc_gen import grpc_service_pb2 as pb
 from modelplex.serving.grpc_gen import model_config_pb2
 from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata
@@ -57,7 +58,7 @@ def model_metadata_pb(m: ModelMetadata) -> Any:
 
 def model_config_pb(config: ModelConfig) -> Any:
     b = config.batching
-    c = model_config_pb2.ModelConfig(name=config.model.name, platform=config.platform, backend="onnxruntime",
+    c = model_config_pb2.ModelConfig(name=config.model.name, platform=config.platform, backend=BACKEND_OF.get(config.platform, ""),
                                      max_batch_size=b.max_batch_size)
     for spec, field in [(s, c.input) for s in config.inputs] + [(s, c.output) for s in config.outputs]:
         field.add(name=spec.name, data_type=model_config_pb2.DataType.Value(triton_type(spec.datatype)), dims=list(spec.shape))
