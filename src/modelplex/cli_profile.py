@@ -76,7 +76,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from modelplex.profiling.hardware import detect_host
 
     host = detect_host()
-    backend: Any = gpu_backend(host, None) if args.gpus else CpuBackend(host)  # no GPU: one line, exit 2
+    # sizes are checked before anything starts; no GPU: one line, exit 2
+    backend: Any = gpu_backend(host, None) if args.gpus else CpuBackend(host)
     sizes = parse_int_list(args.slices, "--slices") if args.slices else backend.default_sizes()
     for size in sizes:
         backend.check_size(size)
@@ -86,15 +87,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
     configs = select_models(Path(args.repository), args.models)
     if not args.gpus:
         return asyncio.run(_run(args, state_dir, host, backend, configs, sizes, batches, pair_batches))
-    return _run_gpu(args, state_dir, host, backend, configs, sizes, batches, pair_batches)
+    return _run_gpu(args, state_dir, host, configs, sizes, batches, pair_batches)
 
 
-def _run_gpu(args: argparse.Namespace, state_dir: Path, host: Any, backend: Any, configs: list[ModelConfig],
+def _run_gpu(args: argparse.Namespace, state_dir: Path, host: Any, configs: list[ModelConfig],
              sizes: list[int], batches: list[int], pair_batches: list[int]) -> int:
     """Profile on the GPU: skip (one line each) the models that cannot run there, share the GPU
-    through an MPS daemon (stopped at the end when this run started it)."""
-    from modelplex.profiling.backends import gpu_skips
-    from modelplex.runtime.gpu import MpsDaemon
+    the way the host offers (runtime.gpu_probe: MPS daemons in private pipe directories, stopped at
+    the end when this run started them)."""
+    from modelplex.profiling.backends import gpu_backend, gpu_skips
+    from modelplex.runtime.gpu_probe import open_gpu_shares
 
     skips = gpu_skips(configs)
     for name, why in sorted(skips.items()):
@@ -102,14 +104,12 @@ def _run_gpu(args: argparse.Namespace, state_dir: Path, host: Any, backend: Any,
     configs = [c for c in configs if c.model.name not in skips]
     if not configs:
         raise InvalidArgumentError("no model can run on the GPU here (see the lines above)")
-    mps = MpsDaemon(state_dir / "mps" / "pipe", state_dir / "mps" / "log")
-    started = mps.ensure_running()
-    backend.mps = mps
+    shares = open_gpu_shares()
     try:
+        backend = gpu_backend(host, shares)
         return asyncio.run(_run(args, state_dir, host, backend, configs, sizes, batches, pair_batches))
     finally:
-        if started:
-            mps.stop()
+        shares.close()
 
 
 def select_models(repository: Path, models: str) -> list[ModelConfig]:

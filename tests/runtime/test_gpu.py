@@ -197,3 +197,7 @@ def test_serve_gpus_without_a_gpu_is_one_line(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "no GPU" in out.stderr, out.stderr
+
+
+def test_without_shares_a_gpu_slice_gets_its_device_by_index_only() -> None:
+    assert worker_env(SliceSpec("gpu1", 50), None) == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "1"}

@@ -138,7 +138,7 @@ async def _start_plane(options: ServerOptions, gpus: GpuShares | None) -> tuple[
         if options.profiles_path is None and options.state_dir is not None:
             from modelplex.profiling.auto import profile_missing
 
-            await profile_missing(configs, options.state_dir, kind, mps=mps)
+            await profile_missing(configs, options.state_dir, kind, gpus=gpus)
         profiles = load_profiles(sorted(c.model.name for c in configs), options.profiles_path, options.state_dir, kind)
         devices = devices or [DeviceSpec("cpu0", DeviceKind.CPU, len(options.cpus))]
         controller = build_controller(configs, options.policy, profiles, devices, options.controller)

@@ -24,7 +24,7 @@ from modelplex.profiling.runner import WorkItem, WorkPlan, plan_work, run_plan
 from modelplex.profiling.stats import StopRule
 from modelplex.profiling.storage import ProfileStore, check_writable
 from modelplex.repository.store import Registry
-from modelplex.runtime.gpu import MpsDaemon
+from modelplex.runtime.gpu import GpuShares
 
 QUICK_BATCHES = (1, 4, 16)  # batches of the quick preset (clipped to each model's max_batch_size)
 QUICK_GPU_SIZES = (20, 50, 100)  # MPS shares (%) of the quick preset
@@ -59,18 +59,18 @@ def latest_versions(configs: Sequence[ModelConfig]) -> list[ModelConfig]:
     return [latest[n] for n in sorted(latest)]
 
 
-def _backend(kind: str, mps: MpsDaemon | None) -> SliceBackend:
+def _backend(kind: str, gpus: GpuShares | None) -> SliceBackend:
     host = detect_host()
-    return gpu_backend(host, mps) if kind != "cpu" else CpuBackend(host)
+    return gpu_backend(host, gpus) if kind != "cpu" else CpuBackend(host)
 
 
 async def profile_missing(configs: Sequence[ModelConfig], state_dir: Path, kind: str = "cpu",
-                          show_progress: bool = True, mps: MpsDaemon | None = None) -> int:
+                          show_progress: bool = True, gpus: GpuShares | None = None) -> int:
     """Measure the quick preset's points that the registry under `state_dir` lacks for this host;
     returns how many points were measured (0 when every model already has them). On the GPU
-    (`kind` gpu-mps, shares through `mps`) models that cannot run there are skipped, one line
+    (`kind` gpu-mps, shares of `gpus`) models that cannot run there are skipped, one line
     each; the planner then says which profiles are missing."""
-    backend = _backend(kind, mps)
+    backend = _backend(kind, gpus)
     if kind != "cpu":
         skips = gpu_skips(configs)
         for name, why in sorted(skips.items()):

@@ -16,7 +16,7 @@ from modelplex.core.devices import DeviceKind, SliceSpec
 from modelplex.core.errors import InvalidArgumentError, UnavailableError
 from modelplex.core.model import ModelConfig
 from modelplex.profiling.hardware import HostInfo
-from modelplex.runtime.gpu import MpsDaemon, worker_env
+from modelplex.runtime.gpu import GpuShares, worker_env
 from modelplex.runtime.worker_handle import WorkerHandle, WorkerInfo
 
 MPS_MENU_PCT = (20, 40, 50, 60, 80, 100)  # GPU slice menu of the gpu-let reference (% of SMs)
@@ -97,10 +97,10 @@ class GpuMpsBackend:
     device_kind = DeviceKind.GPU_MPS.value
     capacity = 100
 
-    def __init__(self, host: HostInfo, index: int = 0, mps: MpsDaemon | None = None) -> None:
+    def __init__(self, host: HostInfo, index: int = 0, shares: GpuShares | None = None) -> None:
         self.host = host  # the host the GPU is in
         self.index = index  # which GPU (nvidia-smi order)
-        self.mps = mps  # the MPS control daemon the shares attach to (None: shares are not enforced)
+        self.shares = shares  # the host's GPUs and how each is shared (None: shares are not enforced)
         self.hardware = host.gpu_signature(index)  # the GPU's name
 
     def default_sizes(self) -> list[int]:
@@ -115,13 +115,13 @@ class GpuMpsBackend:
         return SliceSpec(f"gpu{self.index}", size)
 
     async def start(self, label: str, model_path: str, spec: SliceSpec) -> tuple[WorkerHandle, WorkerInfo]:
-        handle = WorkerHandle(label, model_path, spec, threads=1, provider="cuda", env=worker_env(spec, self.mps))
+        handle = WorkerHandle(label, model_path, spec, threads=1, provider="cuda", env=worker_env(spec, self.shares))
         info = await handle.start()
         return handle, info
 
     def pair_sides(self) -> tuple[PairSide, PairSide]:
         """Two halves of the GPU, each driven from its own core."""
-        env = worker_env(SliceSpec(f"gpu{self.index}", 50), self.mps)
+        env = worker_env(SliceSpec(f"gpu{self.index}", 50), self.shares)
         cpus = self.host.cpus
         return PairSide(cpus[0], "cuda", env), PairSide(cpus[1 % len(cpus)], "cuda", env)
 
@@ -129,14 +129,14 @@ class GpuMpsBackend:
         return 0.5
 
 
-def gpu_backend(host: HostInfo, mps: MpsDaemon | None, index: int = 0) -> GpuMpsBackend:
+def gpu_backend(host: HostInfo, shares: GpuShares | None, index: int = 0) -> GpuMpsBackend:
     """The backend of GPU `index`, or one readable line why there is none."""
     if not host.gpu_names:
         why = "nvidia-smi not found" if shutil.which("nvidia-smi") is None else "nvidia-smi lists no GPU"
         raise UnavailableError(f"no NVIDIA GPU: {why}")
     if not 0 <= index < len(host.gpu_names):
         raise InvalidArgumentError(f"no GPU {index}: this host has {len(host.gpu_names)}")
-    return GpuMpsBackend(host, index, mps)
+    return GpuMpsBackend(host, index, shares)
 
 
 def gpu_skips(configs: Sequence[ModelConfig]) -> dict[str, str]:

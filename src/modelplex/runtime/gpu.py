@@ -87,11 +87,15 @@ class GpuShares:
 
 def worker_env(slice_spec: SliceSpec, shares: GpuShares | None) -> dict[str, str]:
     """Environment of a worker on `slice_spec`: nothing for a CPU slice; for a GPU slice its
-    device by UUID, its share (MPS percent and pinned memory, or green-context SMs) and memory."""
+    device by UUID, its share (MPS percent and pinned memory, or green-context SMs) and memory.
+    Without `shares` (nothing probed, e.g. profiling a GPU the host could not share), the GPU by
+    index and nothing enforced: the worker itself then says whether it can use the device."""
     if slice_spec.cpus or not slice_spec.device_id.startswith("gpu"):
         return {}
     if not 0 < slice_spec.size <= 100:
         raise InvalidArgumentError(f"GPU slice of {slice_spec.size} % is not a share of one GPU")
+    if shares is None:
+        return {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": slice_spec.device_id.removeprefix("gpu")}
     target = shares.targets.get(slice_spec.device_id) if shares is not None else None
     if target is None:
         known = ", ".join(shares.targets) if shares is not None and shares.targets else "none"

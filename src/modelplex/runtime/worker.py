@@ -118,6 +118,16 @@ def _load_all(sock: socket.socket, models: dict[str, str], threads: int, provide
 
     t0 = time.perf_counter()
     loaded: dict[str, Engine] = {}
+    try:  # a green-context slice (runtime.gpu_green): enter it before any model touches the GPU
+        from modelplex.runtime.gpu_green import enter_from_env
+
+        green = enter_from_env()
+        if green:
+            log.info("%s", green)
+    except Exception as exc:
+        sock.sendall(b"".join(wire.encode({"op": "failed", "error": f"cannot enter the slice's green context: {first_line(str(exc))}",
+                                           "fault": Fault.DEVICE.value}, [])))
+        return None
     for name, path in models.items():
         try:
             loaded[name] = _load(path, threads, provider)
