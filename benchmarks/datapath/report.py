@@ -18,13 +18,13 @@ def print_tables(report: dict[str, Any]) -> None:
     for name, v in base.items():
         lines.append(f"| ONNX Runtime in-process, {name} | {name.split()[0]} | {v['rps']:.0f} | {v['rps'] / best:.2f} | "
                      f"{v['p50_ms']:.3f} | | {v['p99_ms']:.3f} | 0 |")
-    for who in ("modelplex", "mlserver"):
+    for who in ("modelplex", "modelplex_base", "mlserver"):
         for r in report.get(who, []):
             lines.append(f"| {who} {r['client']} | {r['concurrency']} | {r['rps']:.0f} | {r['rps'] / best:.2f} | "
                          f"{r['p50_ms']:.3f} | {r['p50_ms'] - one:+.3f} | {r['p99_ms']:.3f} | {r['errors']} |")
     lines += ["", "CPU µs per request answered, by process (inference itself included in the workers):", "",
               "| who | client | in flight | loadgen | frontend | workers | server total |", "|---|---|---|---|---|---|---|"]
-    for who in ("modelplex", "mlserver"):
+    for who in ("modelplex", "modelplex_base", "mlserver"):
         for r in report.get(who, []):
             us = r["cpu_us_per_request"]
             server = us.get("frontend", 0) + us.get("workers", 0)

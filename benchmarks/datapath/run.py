@@ -1,13 +1,14 @@
 """The data path against in-process ONNX Runtime, on a small CNN, default settings, in one run.
 
     .venv/bin/python benchmarks/datapath/run.py [--duration 5] [--concurrency 1,8,32]
-        [--clients http-binary,http-json,grpc] [--src DIR] [--mlserver VENV] [--label NAME]
+        [--clients http-binary,http-json,grpc] [--base-src DIR] [--mlserver VENV] [--label NAME]
 
 The server is started on a repository holding the model alone with no configuration file (what a
 user gets with `modelplex serve --repository R`). The load generator runs in its own process, so
 that the CPU time of the load generator, the frontend and every worker is measured apart: CPU µs
 per request = that process's CPU seconds in the measured window / requests the server answered in
-that window (its own statistics). `--src` serves another checkout's `src` (before/after tables).
+that window (its own statistics). `--base-src` also serves another checkout's `src` in the same run
+(the before column of a before/after table).
 `--mlserver VENV` also measures MLServer's best configuration from that virtual environment
 (benchmarks/datapath/mlserver_setup.sh makes it). Writes benchmarks/results/datapath[_LABEL].json.
 """
@@ -103,8 +104,8 @@ def write_repo(root: Path) -> str:
     return str(model)
 
 
-def serve_points(args: argparse.Namespace, repo: Path, state: Path) -> list[dict[str, object]]:
-    env = {"PYTHONPATH": str(Path(args.src).resolve())} if args.src else None
+def serve_points(args: argparse.Namespace, repo: Path, state: Path, src: str | None) -> list[dict[str, object]]:
+    env = {"PYTHONPATH": str(Path(src).resolve())} if src else None
     srv = start_server(repo, state, env_extra=env)
     try:
         pids = server_pids(srv.proc.pid)
@@ -129,23 +130,24 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=5.0, help="seconds measured per point")
     ap.add_argument("--concurrency", default="1,8,32", type=lambda s: [int(c) for c in s.split(",")])
     ap.add_argument("--clients", default="http-binary,http-json,grpc", type=lambda s: s.split(","))
-    ap.add_argument("--src", help="serve this checkout's src/ instead of the installed modelplex")
+    ap.add_argument("--base-src", help="also serve this checkout's src/ (before), in the same run")
     ap.add_argument("--mlserver", help="virtual environment with MLServer (mlserver_setup.sh)")
     ap.add_argument("--label", default="", help="suffix of the result file")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model_path = write_repo(root)
-        base = {f"{c} caller(s)": in_process(model_path, args.duration, c) for c in (1, 2)}
-        for k, v in base.items():
+        inproc = {f"{c} caller(s)": in_process(model_path, args.duration, c) for c in (1, 2)}
+        for k, v in inproc.items():
             print(f"in-process, {k}: {json.dumps(v)}", flush=True)
-        rows = serve_points(args, root / "models", root / "state")
+        rows = serve_points(args, root / "models", root / "state", None)
+        base = serve_points(args, root / "models", root / "state-base", args.base_src) if args.base_src else []
         ml = []
         if args.mlserver:
             from mlserver_run import mlserver_points
 
             ml = mlserver_points(args, root, model_path, measure_point)
-    report = {"cpus": os.cpu_count(), "in_process": base, "modelplex": rows, "mlserver": ml}
+    report = {"cpus": os.cpu_count(), "in_process": inproc, "modelplex": rows, "modelplex_base": base, "mlserver": ml}
     out = HERE.parent / "results" / f"datapath{'_' + args.label if args.label else ''}.json"
     out.write_text(json.dumps(report, indent=2))
     from report import print_tables

@@ -180,25 +180,46 @@ def _lenient(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return go
 
 
-class _DecodeGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Unparseable requests are answered INVALID_ARGUMENT; ModelStreamInfer answers each one
-    with an error_message (it sees an Undecodable)."""
+def _guarded(handler: Any, method: str) -> Any:
+    """A method handler whose unparseable requests are answered INVALID_ARGUMENT (ModelStreamInfer
+    answers each one with an error_message: it sees an Undecodable). Wrapped once, at start: an
+    interceptor would run for every call (measured: grpc.aio's interceptor path costs CPU per call)."""
+    if handler.request_deserializer is None:
+        return handler
+    lenient = _lenient(handler.request_deserializer)
+    if handler.unary_unary is None:
+        return handler._replace(request_deserializer=lenient)
+    inner = handler.unary_unary
 
-    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
-        handler = await continuation(details)
-        if handler is None or handler.request_deserializer is None:
-            return handler
-        lenient = _lenient(handler.request_deserializer)
-        if handler.unary_unary is None:
-            return handler._replace(request_deserializer=lenient)
-        inner = handler.unary_unary
+    async def unary(request: Any, context: Any) -> Any:
+        if isinstance(request, Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid {method} message: {request.error}")
+        return await inner(request, context)
 
-        async def unary(request: Any, context: Any) -> Any:
-            if isinstance(request, Undecodable):
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid {details.method} message: {request.error}")
-            return await inner(request, context)
+    return handler._replace(request_deserializer=lenient, unary_unary=unary)
 
-        return handler._replace(request_deserializer=lenient, unary_unary=unary)
+
+class _Registration:
+    """Takes the generated stub's registration (the service's method handlers), so that they can be
+    wrapped before the server sees them."""
+
+    def __init__(self) -> None:
+        self.service = ""  # e.g. "inference.GRPCInferenceService"
+        self.handlers: dict[str, Any] = {}  # method name -> its handler
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[Any]) -> None:
+        pass  # the same handlers arrive through add_registered_method_handlers
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self.service, self.handlers = service, dict(handlers)
+
+
+def _register(server: grpc.aio.Server, servicer: InferenceService) -> None:
+    taken = _Registration()
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, taken)  # type: ignore[no-untyped-call]
+    handlers = {name: _guarded(h, f"/{taken.service}/{name}") for name, h in taken.handlers.items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(taken.service, handlers),))
+    server.add_registered_method_handlers(taken.service, handlers)
 
 
 MAX_CONCURRENT_RPCS = 4096  # beyond this, RESOURCE_EXHAUSTED (bounds the memory of a flood)
@@ -211,10 +232,10 @@ async def start_grpc(
     """The gRPC server, bounded: concurrent RPCs and streams, the TLS/HTTP2 handshake time, idle
     connections, and keepalive pings that find clients that vanished. A call whose client
     cancels (or whose deadline passes) is cancelled here too: its request leaves the queue.
-    `interceptors` see every call first (the token check), then unparseable requests are
-    answered INVALID_ARGUMENT; `credentials` make it TLS."""
+    `interceptors` see every call first (the token check); unparseable requests are answered
+    INVALID_ARGUMENT; `credentials` make it TLS."""
     server = grpc.aio.server(
-        interceptors=[*interceptors, _DecodeGuard()],
+        interceptors=list(interceptors) or None,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 2**31 - 1),
@@ -227,7 +248,7 @@ async def start_grpc(
         ],
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(plane), server)  # type: ignore[no-untyped-call]
+    _register(server, InferenceService(plane))
     address = f"{host}:{port}"
     bound = server.add_secure_port(address, credentials) if credentials is not None else server.add_insecure_port(address)
     if bound == 0:
