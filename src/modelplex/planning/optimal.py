@@ -15,8 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING
 
 from modelplex.core.demand import Demand
 from modelplex.core.devices import DeviceSpec
@@ -69,6 +68,8 @@ def solve_optimal(
     sizes = sorted({s for lay in layouts for s in lay})
     models = ctx.models
     thr = {(m.name, p): int(capacity_rps(m, p) * SCALE) for m in models for p in sizes}
+    from ortools.sat.python import cp_model
+
     mdl = cp_model.CpModel()
     n = [mdl.new_int_var(0, pool, f"n{c}") for c in range(len(layouts))]
     mdl.add(sum(n) <= pool)
