@@ -26,6 +26,9 @@ from modelplex.planning.config import PlannerConfig
 from modelplex.planning.context import Profiles, build_context
 from modelplex.planning.menus import layout_ok, slice_menu
 
+if TYPE_CHECKING:  # OR-Tools is imported when this policy runs: a host serving other policies needs none
+    from ortools.sat.python import cp_model
+
 MAX_LAYOUTS = 2000
 SCALE = 1000  # rates in milli-requests per second inside the program
 
