@@ -82,7 +82,7 @@ def decode_request(model: str, version: str | None, body: bytes, header_length: 
     if req_id is not None and not isinstance(req_id, str):
         raise InvalidArgumentError("'id' must be a string")
     has_data = any(isinstance(raw, dict) and "data" in raw for raw in raw_inputs)  # else all binary: no scan
-    json_data = JsonData(json_len, has_data and _may_hold_bools(head, doc))
+    json_data = _what_data_holds(head, doc, json_len) if has_data else JsonData(json_len, False, False)
     inputs = _decode_inputs(raw_inputs, memoryview(body)[json_len:], json_data)
     outputs = _decode_outputs(doc.get("outputs"))
     return InferRequest(model, version, inputs, outputs, req_id, params)
@@ -91,25 +91,45 @@ def decode_request(model: str, version: str | None, body: bytes, header_length: 
 _NUMBER_TEXT = b"0123456789.,eE-+[] \t\r\n"  # all a numeric `data` array is written with
 
 
-def _may_hold_bools(head: bytes, doc: Any) -> bool:
-    """Whether some `data` may hold a true or false (numpy would read it as 1 or 0): the text has
-    more of them than the request's parameters and flags. One pass over the text, at C speed;
-    a string that happens to spell them only costs the exact scan."""
+def _what_data_holds(head: bytes, doc: Any, budget: int) -> JsonData:
+    """What the `data` arrays may hold besides numbers. One pass over the text, at C speed: with
+    the number characters taken out, what is left is the document's keys and other values; when
+    it holds no more true/false, quote characters or nulls than the document has outside its
+    `data` arrays, those arrays are numbers only. A string that happens to spell them, or an
+    escaped quote, only costs the exact checks."""
     rest = head.translate(None, _NUMBER_TEXT)  # "true" -> "tru", "false" -> "fals"
-    literals = rest.count(b"tru") + rest.count(b"fals")
-    return literals > 0 and literals > _bools_outside_data(doc)
+    bools = rest.count(b"tru") + rest.count(b"fals")
+    outside = _Outside()
+    outside.walk(doc)
+    may_hold_bools = bools > 0 and bools > outside.bools
+    plain = not may_hold_bools and rest.count(b'"') <= outside.quotes and rest.count(b"null") <= outside.nulls
+    return JsonData(budget, may_hold_bools, plain)
 
 
-def _bools_outside_data(doc: Any, key: str = "") -> int:
-    """The true/false values of a request outside its inputs' `data` (parameters, flags): when the
-    text holds no more than these, no `data` needs scanning for booleans."""
-    if doc is True or doc is False:
-        return 1
-    if isinstance(doc, dict):
-        return sum(_bools_outside_data(v, k) for k, v in doc.items() if k != "data")
-    if isinstance(doc, list) and key in ("inputs", "outputs", ""):
-        return sum(_bools_outside_data(v) for v in doc)
-    return 0
+class _Outside:
+    """Counts of what a request holds outside its inputs' `data`: true/false values, the quote
+    characters of its keys and strings, nulls."""
+
+    def __init__(self) -> None:
+        self.bools = 0  # true/false values
+        self.quotes = 0  # quote characters (two per key or string)
+        self.nulls = 0  # null values
+
+    def walk(self, doc: Any, key: str = "") -> None:
+        if doc is True or doc is False:
+            self.bools += 1
+        elif doc is None:
+            self.nulls += 1
+        elif isinstance(doc, str):
+            self.quotes += 2
+        elif isinstance(doc, dict):
+            for k, v in doc.items():
+                self.quotes += 2
+                if k != "data":
+                    self.walk(v, k)
+        elif isinstance(doc, list) and key in ("inputs", "outputs", ""):
+            for v in doc:
+                self.walk(v)
 
 
 def _decode_inputs(raw_inputs: list[Any], binary: memoryview, json_data: JsonData) -> list[InferInput]:

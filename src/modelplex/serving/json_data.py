@@ -16,6 +16,7 @@ from modelplex.serving.validate import check_count, check_int_range, label
 _INT_KINDS = "iu"
 _NUMBER_KINDS = "iuf"
 _WIDE_INTS = (DataType.INT64, DataType.UINT64)
+_FLOAT_MAX = {d: float(np.finfo(d.numpy).max) for d in DataType if d is not DataType.BYTES and d.numpy.kind == "f"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class JsonData:
 
     budget: int  # bytes of JSON: no `data` holds more elements than that
     may_hold_bools: bool  # the text has a true or false somewhere (else no scan for them)
+    plain_numbers: bool = False  # the text shows `data` holds numbers only: no booleans, strings, nulls
 
 
 def json_array(data: Any, dtype: DataType, shape: tuple[int, ...], count: int, name: str, json: JsonData) -> np.ndarray:
@@ -33,6 +35,9 @@ def json_array(data: Any, dtype: DataType, shape: tuple[int, ...], count: int, n
         raise InvalidArgumentError(f"{where}: 'data' must be a list")
     if count > json.budget:
         raise InvalidArgumentError(f"{where}: shape {list(shape)} needs {count} elements, more than a {json.budget}-byte JSON body holds")
+    fast = _plain_floats(data, dtype, count, json)
+    if fast is not None:
+        return _numbers(fast, dtype, name, False).reshape(shape)
     try:
         arr = np.asarray(data, dtype=object if dtype is DataType.BYTES else None)
     except (ValueError, TypeError, OverflowError, RecursionError):
@@ -50,6 +55,19 @@ def json_array(data: Any, dtype: DataType, shape: tuple[int, ...], count: int, n
     if arr.dtype.kind in "fO" and dtype in _WIDE_INTS:
         arr = _wide_ints(arr if arr.dtype.kind == "O" else np.asarray(data, dtype=object), dtype, name)
     return _numbers(arr, dtype, name, json.may_hold_bools and _has_bool(data)).reshape(shape)
+
+
+def _plain_floats(data: list[Any], dtype: DataType, count: int, json: JsonData) -> np.ndarray | None:
+    """A flat list of numbers for a float input, read in one C loop (a third of numpy's generic
+    conversion from a list); None when this path does not apply or the list is not that (the
+    generic path then decodes it, or says what is wrong)."""
+    if not json.plain_numbers or dtype.numpy.kind != "f" or not count or len(data) != count or type(data[0]) is list:
+        return None
+    try:
+        arr = np.fromiter(data, np.float64, count)
+    except (ValueError, TypeError, OverflowError):
+        return None  # nested lists further in, or an integer beyond float range
+    return arr
 
 
 def _wide_ints(arr: np.ndarray, dtype: DataType, name: str) -> np.ndarray:
@@ -89,7 +107,7 @@ def _numbers(arr: np.ndarray, dtype: DataType, name: str, mixed_bools: bool) -> 
             raise InvalidArgumentError(f"{where}: {dtype.value} data must be integers (got {_first_float(arr)})")
         check_int_range(name, dtype, arr)
         return arr.astype(dtype.numpy)
-    big = float(np.finfo(dtype.numpy).max)
+    big = _FLOAT_MAX[dtype]
     peak = float(np.abs(arr).max())
     if peak > big:
         raise InvalidArgumentError(f"{where}: value {peak:g} is out of range for {dtype.value} (|x| <= {big:g})")
