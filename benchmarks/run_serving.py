@@ -30,26 +30,28 @@ import loadgen  # noqa: E402
 from server import start_server  # noqa: E402
 
 
-def in_process(model_path: str, x: np.ndarray, duration_s: float, threads: int, callers: int) -> dict[str, float]:
-    """Batch-1 inference in this process: `callers` Python threads on one session of `threads`."""
+def in_process(model_path: str, x: np.ndarray, duration_s: float, threads: int, callers: int,
+               own_sessions: bool = False) -> dict[str, float]:
+    """Batch-1 inference in this process: `callers` Python threads on one session of `threads`
+    (`own_sessions`: each caller on a session of its own)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
-    feed = {sess.get_inputs()[0].name: x}
-    for _ in range(50):
-        sess.run(None, feed)
+    shared = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
+    sessions = [ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"]) for _ in range(callers)] \
+        if own_sessions else [shared] * callers
+    feed = {shared.get_inputs()[0].name: x}
+    for sess in sessions:
+        for _ in range(50):
+            sess.run(None, feed)
     lat: list[list[float]] = [[] for _ in range(callers)]
     stop = time.perf_counter() + duration_s
 
     def loop(i: int) -> None:
-        out = lat[i]
-        while True:
-            t0 = time.perf_counter()
-            if t0 >= stop:
-                return
+        out, sess = lat[i], sessions[i]
+        while (t0 := time.perf_counter()) < stop:
             sess.run(None, feed)
             out.append(time.perf_counter() - t0)
 

@@ -21,7 +21,6 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -34,41 +33,11 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 import small_cnn  # noqa: E402
+from run_serving import in_process  # noqa: E402
 from procs import cpu_seconds, load_process  # noqa: E402
 from server import start_server  # noqa: E402
 
 X = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
-
-
-def in_process(model_path: str, duration_s: float, callers: int) -> dict[str, float]:
-    """Batch-1 inference in this process: `callers` threads, each on its own one-thread session."""
-    import onnxruntime as ort
-
-    def session() -> ort.InferenceSession:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        return ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
-
-    sessions = [session() for _ in range(callers)]
-    for s in sessions:
-        for _ in range(50):
-            s.run(None, {"input": X})
-    lat: list[list[float]] = [[] for _ in range(callers)]
-    stop = time.perf_counter() + duration_s
-
-    def loop(i: int) -> None:
-        while (t0 := time.perf_counter()) < stop:
-            sessions[i].run(None, {"input": X})
-            lat[i].append(time.perf_counter() - t0)
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(callers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    ms = np.array([v for one in lat for v in one]) * 1e3
-    return {"rps": len(ms) / duration_s, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
 def server_pids(srv_pid: int) -> dict[str, list[int]]:
@@ -137,7 +106,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model_path = write_repo(root)
-        inproc = {f"{c} caller(s)": in_process(model_path, args.duration, c) for c in (1, 2)}
+        inproc = {f"{c} caller(s)": in_process(model_path, X, args.duration, 1, c, own_sessions=True) for c in (1, 2)}
         for k, v in inproc.items():
             print(f"in-process, {k}: {json.dumps(v)}", flush=True)
         rows = serve_points(args, root / "models", root / "state", None)

@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelplex.core.profile import Profile, ProfilePoint
-from modelplex.repository.examples import write_examples
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "support"))
+from planned import start_planned, two_model_repository  # noqa: E402
 from server import RunningServer, start_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -42,33 +41,14 @@ def chromium() -> str:
     return found
 
 
-def _profile(model: str, base_ms: float) -> Profile:
-    points = tuple(
-        ProfilePoint(size, b, base_ms * b / size ** 0.5, base_ms * b / size ** 0.5 * 1.2, 1000 * b / base_ms, 10)
-        for size in (1, 2) for b in (1, 2, 4, 8)
-    )
-    return Profile(model, "cpu", "test", points)
-
-
 def _repository(root: Path) -> Path:
-    repo = root / "models"
-    write_examples(repo)
-    for name in ("resnet", "transformer"):
-        shutil.rmtree(repo / name)
-    (repo / "cnn" / "config.pbtxt").unlink()
-    (repo / "cnn" / "config.yaml").write_text("slo_ms: 200\nmax_batch_size: 8\n")
-    (repo / "mlp" / "config.yaml").write_text("slo_ms: 100\nmax_batch_size: 8\n")
-    return repo
+    return two_model_repository(root, mlp_slo_ms=100, cnn_slo_ms=200)
 
 
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("dash")
-    repo = _repository(root)
-    profiles = root / "profiles.json"
-    profiles.write_text(json.dumps({"profiles": [_profile("mlp", 0.05).to_json(), _profile("cnn", 0.6).to_json()]}))
-    srv = start_server(repo, root / "state", ["--policy", "elastic", "--profiles", str(profiles),
-                                              "--expected-rates", "mlp=20,cnn=20", "--no-replan", "--cpus", "0-1"])
+    srv, _ = start_planned(root, _repository(root))
     yield srv
     srv.stop()
 
