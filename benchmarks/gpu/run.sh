@@ -14,7 +14,8 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"  # modelplex from this w
 mkdir -p "$OUT"
 if compgen -G "benchmarks/gpu/wheels/*.whl" > /dev/null; then
   echo "installing local wheels: $(ls benchmarks/gpu/wheels | tr '\n' ' ')"
-  "$PY" -m pip install --quiet --no-index --no-deps benchmarks/gpu/wheels/*.whl
+  "$PY" -m pip install --quiet --no-index --no-deps benchmarks/gpu/wheels/*.whl \
+    || echo "local wheels not installed (built for another Python?); the import check below names what is missing"
 fi
 "$PY" -c "import sys; print('python', sys.version.split()[0])"
 command -v nvidia-smi > /dev/null && nvidia-smi -L || echo "nvidia-smi: not found"

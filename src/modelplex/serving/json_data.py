@@ -16,7 +16,7 @@ from modelplex.serving.validate import check_count, check_int_range, label
 _INT_KINDS = "iu"
 _NUMBER_KINDS = "iuf"
 _WIDE_INTS = (DataType.INT64, DataType.UINT64)
-_FLOAT_MAX = {d: float(np.finfo(d.numpy).max) for d in DataType if d is not DataType.BYTES and d.numpy.kind == "f"}
+_FLOAT_MAX: dict[DataType, float] = {d: float(np.finfo(d.numpy).max) for d in DataType if d is not DataType.BYTES and d.numpy.kind == "f"}
 
 
 @dataclass(frozen=True)
