@@ -27,21 +27,20 @@ START_WAIT_S = 10.0  # how long a started daemon may take to answer
 class MpsDaemon:
     """Where an MPS control daemon keeps its pipes and logs, and whether this server owns it."""
 
-    def __init__(self, pipe_dir: Path, log_dir: Path, runner: Runner = run_command, visible: str = "") -> None:
+    def __init__(self, pipe_dir: Path, log_dir: Path, runner: Runner = run_command, visible: str = "",
+                 made_dir: Path | None = None) -> None:
         self.pipe_dir = pipe_dir  # CUDA_MPS_PIPE_DIRECTORY
         self.log_dir = log_dir  # CUDA_MPS_LOG_DIRECTORY
         self.runner = runner  # runs nvidia-cuda-mps-control (replaced in tests: no GPU there)
         self.visible = visible  # CUDA_VISIBLE_DEVICES of the daemon (a MIG UUID for MPS inside an instance)
         self.owned = False  # this server started it (only then does it stop it)
-        self._made_dir: Path | None = None  # the temporary directory `private` made
+        self._made_dir = made_dir  # the temporary directory `private` made (removed with the daemon)
 
     @classmethod
     def private(cls, runner: Runner = run_command, visible: str = "", parent: str | None = None) -> MpsDaemon:
         """A daemon in a fresh private directory under /tmp (one per server, mode 0700)."""
         root = Path(tempfile.mkdtemp(prefix="modelplex-mps-", dir=parent))
-        daemon = cls(root / "pipe", root / "log", runner, visible)
-        daemon._made_dir = root
-        return daemon
+        return cls(root / "pipe", root / "log", runner, visible, made_dir=root)
 
     @property
     def env(self) -> dict[str, str]:

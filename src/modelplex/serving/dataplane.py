@@ -54,6 +54,7 @@ class DataPlane:
     def __init__(
         self, repository: Path, slices: SliceSet, registry: Registry | None = None,
         arrivals: ArrivalObserver | None = None, limits: Limits = Limits(),
+        gpu_status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.repository = repository  # model repository folder
         self.slices = slices  # the running slices and routes
@@ -72,7 +73,7 @@ class DataPlane:
         self.modelless = self._modelless()  # model-less serving, when the registry has variants
         self.shm = SharedMemoryRegions()  # registered system shared-memory regions
         self.decisions = DecisionLog()  # plans applied (by the planner or posted), for the dashboard
-        self.gpu_status: Callable[[], dict[str, Any]] | None = None  # the GPU sharing probe, for status (--gpus)
+        self.gpu_status = gpu_status  # the GPU sharing probe, for status (--gpus; None: no GPUs)
 
     def _modelless(self) -> "ModelLess | None":
         if self.registry is None:
