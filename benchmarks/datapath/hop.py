@@ -10,7 +10,6 @@ processes.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import tempfile
