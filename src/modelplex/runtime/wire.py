@@ -23,50 +23,54 @@ PREFIX = struct.Struct("<II")
 WireTensor = tuple[str, str, list[int], int]
 
 
+def _is_bytes(array: np.ndarray) -> bool:
+    return array.dtype == object or array.dtype.kind in ("S", "U")
+
+
 def tensor_bytes(array: np.ndarray) -> bytes | memoryview:
     """Raw bytes of an array for the wire (no copy for contiguous numeric arrays)."""
-    if array.dtype == object or array.dtype.kind in ("S", "U"):
+    if _is_bytes(array):
         return serialize_bytes_tensor(array)
     return np.ascontiguousarray(array).data.cast("B")
+
+
+def _described(name: str, array: np.ndarray, nbytes: int) -> WireTensor:
+    return (name, DataType.from_numpy(array.dtype).value, list(array.shape), nbytes)
+
+
+def _frame(header: dict[str, Any], tensors: list[WireTensor], bufs: Sequence[bytes | memoryview]) -> list[bytes | memoryview]:
+    header["tensors"] = tensors
+    head = orjson.dumps(header)
+    return [PREFIX.pack(len(head), sum(len(b) for b in bufs)), head, *bufs]
 
 
 def encode(header: dict[str, Any], arrays: Sequence[tuple[str, np.ndarray]]) -> list[bytes | memoryview]:
     """Frame a message; arrays are (name, array) and are described in header['tensors']."""
     bufs = [tensor_bytes(a) for _, a in arrays]
-    header["tensors"] = [
-        (name, DataType.from_numpy(a.dtype).value, list(a.shape), len(b))
-        for (name, a), b in zip(arrays, bufs)
-    ]
-    head = orjson.dumps(header)
-    total = sum(len(b) for b in bufs)
-    return [PREFIX.pack(len(head), total), head, *bufs]
+    return _frame(header, [_described(name, a, len(b)) for (name, a), b in zip(arrays, bufs)], bufs)
 
 
 def encode_placed(header: dict[str, Any], arrays: Sequence[tuple[str, np.ndarray]], arena: Arena) -> tuple[list[bytes | memoryview], list[int]]:
-    """Frame a message with its numeric arrays copied into `arena` where they fit; also returns
-    the regions taken (the caller frees them once the answer arrives)."""
+    """Frame a message with its numeric arrays copied into `arena` where they fit (the others
+    travel in the payload); also returns the regions taken (the caller frees them once the
+    answer arrives)."""
     at: list[int] = []
-    inline: list[tuple[str, np.ndarray]] = []
-    described: list[WireTensor] = []
+    tensors: list[WireTensor] = []
+    bufs: list[bytes | memoryview] = []
     for name, a in arrays:
-        start = None if a.dtype == object or a.dtype.kind in ("S", "U") else arena.alloc(a.nbytes)
+        start = None if _is_bytes(a) else arena.alloc(a.nbytes)
         if start is None:
-            inline.append((name, a))
+            bufs.append(tensor_bytes(a))
             at.append(-1)
-            described.append((name, "", [], 0))
+            tensors.append(_described(name, a, len(bufs[-1])))
             continue
         np.copyto(np.frombuffer(arena.buffer, a.dtype, a.size, start).reshape(a.shape), a)
         at.append(start)
-        described.append((name, DataType.from_numpy(a.dtype).value, list(a.shape), a.nbytes))
-    frames = encode(header, inline)
+        tensors.append(_described(name, a, a.nbytes))
     taken = [s for s in at if s >= 0]
-    if not taken:
-        return frames, taken
-    sent = iter(header["tensors"])
-    header["tensors"] = [next(sent) if s < 0 else d for s, d in zip(at, described)]
-    header["at"] = at
-    head = orjson.dumps(header)
-    return [PREFIX.pack(len(head), PREFIX.unpack(frames[0])[1]), head, *frames[2:]], taken
+    if taken:
+        header["at"] = at
+    return _frame(header, tensors, bufs), taken
 
 
 def decode_tensors(header: dict[str, Any], payload: bytes | bytearray | memoryview,
