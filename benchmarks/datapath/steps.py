@@ -1,6 +1,6 @@
 """Where the frontend's CPU goes per request, by step: the server's frontend pinned to core 0 and
 its worker to core 1 (so the frontend is never preempted and py-spy's samples are its CPU time),
-the load generator on core 1, 32 requests in flight; py-spy samples the frontend and each sample
+the load generator on core 1, 32 requests in flight (`--concurrency`); py-spy samples the frontend and each sample
 is charged to the innermost step it is in. µs per request = the frontend's CPU per answered
 request (psutil) split by the samples' shares.
 
@@ -61,7 +61,7 @@ def classify(raw: str) -> dict[str, float]:
     return {k: v / total for k, v in counts.items()}
 
 
-def profile_one(src: str | None, client: str, seconds: float, spy: str, tmp: Path) -> tuple[float, dict[str, float]]:
+def profile_one(src: str | None, client: str, conc: int, seconds: float, spy: str, tmp: Path) -> tuple[float, dict[str, float]]:
     env = {"PYTHONPATH": str(Path(src).resolve())} if src else None
     srv = start_server(tmp / "models", tmp / f"state-{client}-{bool(src)}", ["--cpus", "1"], env_extra=env)
     try:
@@ -70,7 +70,7 @@ def profile_one(src: str | None, client: str, seconds: float, spy: str, tmp: Pat
         x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        load = ctx.Process(target=load_process, args=(child, target, client, 32, seconds + 2.0, 1.0, x))
+        load = ctx.Process(target=load_process, args=(child, target, client, conc, seconds + 2.0, 1.0, x))
         load.start()
         os.sched_setaffinity(load.pid, {1})
         time.sleep(2.0)
@@ -97,6 +97,7 @@ def main() -> int:
     ap.add_argument("--base-src", help="also profile this checkout's src/ (before)")
     ap.add_argument("--clients", default="http-binary,http-json,grpc", type=lambda s: s.split(","))
     ap.add_argument("--seconds", type=float, default=7.0)
+    ap.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     args = ap.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
@@ -106,11 +107,11 @@ def main() -> int:
         tmp = Path(tmp_name)
         small_cnn.build(tmp / "models" / "small_cnn" / "1" / "model.onnx")
         for client in args.clients:
-            cols = [("after", profile_one(None, client, args.seconds, spy, tmp))]
+            cols = [("after", profile_one(None, client, args.concurrency, args.seconds, spy, tmp))]
             if args.base_src:
-                cols.insert(0, ("before", profile_one(args.base_src, client, args.seconds, spy, tmp)))
+                cols.insert(0, ("before", profile_one(args.base_src, client, args.concurrency, args.seconds, spy, tmp)))
             names = [n for n, _ in STEPS] + [OTHER]
-            print(f"\n{client}, 32 in flight: frontend CPU µs per request by step\n")
+            print(f"\n{client}, {args.concurrency} in flight: frontend CPU µs per request by step\n")
             print("| step | " + " | ".join(c for c, _ in cols) + " |")
             print("|---|" + "---|" * len(cols))
             for step in names:

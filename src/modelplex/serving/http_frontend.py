@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelplex.core.errors import InvalidArgumentError, ModelplexError, PayloadTooLargeError
-from modelplex.serving.http_protocol import CLIENT_KEY
+from modelplex.serving.http_protocol import CLIENT_KEY, WRITES_KEY, HeldWrites
 from modelplex.serving.limits import ClientLink
 from modelplex.core.plan import Plan
 from modelplex.planning.admit import admit_problems
@@ -146,8 +146,15 @@ class InferFastPath:
             status, payload = 500, orjson.dumps({"error": f"internal error: {exc}"})
             headers = [(b"content-type", b"application/json")]
         headers.append((b"content-length", str(len(payload)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        writes = scope.get(WRITES_KEY)
+        if isinstance(writes, HeldWrites):
+            writes.hold()  # status line, headers and body in one write
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})
+        finally:
+            if isinstance(writes, HeldWrites):
+                writes.send()
 
     async def _body(self, headers: dict[bytes, bytes], receive: ASGIReceive) -> bytes:
         limit = self.max_body_bytes

@@ -8,6 +8,9 @@ link from each request to its connection so a request whose client left is dropp
   open without ever finishing (answered 408, then closed).
 - When a connection closes before its response, the request's ClientLink is told (see
   serving.limits): the data plane drops it from its queue.
+- The connection's transport can hold writes (`HeldWrites`, in the scope under `WRITES_KEY`):
+  the infer route sends its status line, headers and body in one write, so the client is woken
+  once per answer, not twice (a wake-up of another process costs ~50 µs of CPU on a VM).
 """
 
 from __future__ import annotations
@@ -25,11 +28,84 @@ from modelplex.serving.limits import ClientLink
 log = logging.getLogger(__name__)
 
 CLIENT_KEY = "modelplex.client"  # the scope key of a request's ClientLink
+WRITES_KEY = "modelplex.writes"  # the scope key of its connection's HeldWrites
 HEADER_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 60.0
 SWEEP_S = 0.5  # how often connections are checked against their limits (no timer per request)
 
 _swept: list[set[Any]] = []  # the connection sets (one per server) a sweep looks after
+
+
+class HeldWrites(asyncio.Transport):
+    """A connection's transport whose writes can be held and then sent as one (`hold`, `send`)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        super().__init__()
+        self._transport = transport
+        self._held: list[bytes] | None = None  # writes held since hold(); None: not holding
+
+    def hold(self) -> None:
+        """Hold writes until send()."""
+        if self._held is None:
+            self._held = []
+
+    def send(self) -> None:
+        """Write what was held, as one write, and stop holding."""
+        held, self._held = self._held, None
+        if held:
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._held is None:
+            self._transport.write(data)
+        else:
+            self._held.append(bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def close(self) -> None:
+        self.send()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def write_eof(self) -> None:
+        self.send()
+        self._transport.write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
@@ -45,7 +121,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._limit = ("", 0.0)  # that stage and its time limit, for the message
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(HeldWrites(transport))
         # a connection that never sends a request is closed like an idle keep-alive one
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
         if not any(c is self.connections for c in _swept):
@@ -64,6 +140,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope[CLIENT_KEY] = ClientLink()  # type: ignore[literal-required]
+        self.scope[WRITES_KEY] = self.transport  # type: ignore[literal-required]
         self._arm(self.header_timeout_s, "request headers")
 
     def on_headers_complete(self) -> None:
