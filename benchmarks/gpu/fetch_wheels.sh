@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEST=benchmarks/gpu/wheels
-PKGS="uvicorn starlette httptools uvloop orjson prometheus-client pyyaml psutil anyio sniffio h11 click idna typing-extensions"
+PKGS="uvicorn starlette httptools uvloop orjson pysimdjson prometheus-client pyyaml psutil anyio sniffio h11 click idna typing-extensions"
 pins=()
 for p in $PKGS; do
   pin=$(grep -iE "^${p//-/[-_]}==" constraints.txt || true)

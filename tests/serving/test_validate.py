@@ -104,8 +104,9 @@ def test_shape_ok_and_count() -> None:
         (b'{"inputs": 5}', "non-empty 'inputs'"),
     ],
 )
-def test_json_requests_refused(body: bytes, needle: str) -> None:
-    assert needle in _refused(decode_request, "m", None, body, None)
+@pytest.mark.parametrize("pad", [0, 5000])  # 5000 spaces: large enough for serving.json_fast's path
+def test_json_requests_refused(body: bytes, needle: str, pad: int) -> None:
+    assert needle in _refused(decode_request, "m", None, body + b" " * pad, None)
 
 
 @pytest.mark.parametrize(
@@ -119,8 +120,9 @@ def test_json_requests_refused(body: bytes, needle: str) -> None:
         (_doc([1, 2], ["a", "é"], "BYTES"), object, [[b"a", "é".encode()]]),
     ],
 )
-def test_json_requests_accepted(doc: bytes, dtype: Any, expected: Any) -> None:
-    arr = decode_request("m", None, doc, None).inputs[0].array
+@pytest.mark.parametrize("pad", [0, 5000])
+def test_json_requests_accepted(doc: bytes, dtype: Any, expected: Any, pad: int) -> None:
+    arr = decode_request("m", None, doc + b" " * pad, None).inputs[0].array
     assert arr.dtype == np.dtype(dtype)
     assert arr.tolist() == np.asarray(expected, dtype=dtype).tolist()
 

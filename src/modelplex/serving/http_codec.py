@@ -14,6 +14,7 @@ from modelplex.core.tensors import DataType, serialize_bytes_tensor
 from modelplex.repository.encoding import to_triton_json
 from modelplex.serving.messages import ModelMetadata, ModelStatistics, RepositoryEntry, ServerMetadata, TensorMetadata
 from modelplex.serving.json_data import JsonData, json_array
+from modelplex.serving.json_fast import numeric_document
 from modelplex.serving.shm import BYTE_SIZE, REGION, shm_ref
 from modelplex.serving.types import InferInput, InferRequest, InferResponse, RequestedOutput
 from modelplex.serving.validate import bytes_array, check_parameters, fixed_array, label, tensor_shape
@@ -62,10 +63,12 @@ def decode_request(model: str, version: str | None, body: bytes, header_length: 
     Every rule of serving.validate is checked here, before any tensor is built."""
     json_len = _header_length(header_length, len(body))
     head = body[:json_len]
-    try:
-        doc = orjson.loads(head)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgumentError(f"request body is not valid JSON: {exc}") from None
+    doc = numeric_document(head)  # float `data` read straight into arrays, when that applies
+    if doc is None:
+        try:
+            doc = orjson.loads(head)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidArgumentError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidArgumentError("request body must be a JSON object")
     raw_inputs = doc.get("inputs")
@@ -81,7 +84,8 @@ def decode_request(model: str, version: str | None, body: bytes, header_length: 
     req_id = doc.get("id")
     if req_id is not None and not isinstance(req_id, str):
         raise InvalidArgumentError("'id' must be a string")
-    has_data = any(isinstance(raw, dict) and "data" in raw for raw in raw_inputs)  # else all binary: no scan
+    # inputs whose `data` still needs reading (not binary, not read by numeric_document): else no scan
+    has_data = any(isinstance(raw, dict) and "data" in raw and not isinstance(raw["data"], np.ndarray) for raw in raw_inputs)
     json_data = _what_data_holds(head, doc, json_len) if has_data else JsonData(json_len, False, False)
     inputs = _decode_inputs(raw_inputs, memoryview(body)[json_len:], json_data)
     outputs = _decode_outputs(doc.get("outputs"))

@@ -31,10 +31,13 @@ class JsonData:
 def json_array(data: Any, dtype: DataType, shape: tuple[int, ...], count: int, name: str, json: JsonData) -> np.ndarray:
     """`data` (flat, or nested lists of exactly `shape`) as an array of `shape` and `dtype`."""
     where = f"input {label(name)}"
-    if not isinstance(data, list):
+    if not isinstance(data, (list, np.ndarray)):
         raise InvalidArgumentError(f"{where}: 'data' must be a list")
     if count > json.budget:
         raise InvalidArgumentError(f"{where}: shape {list(shape)} needs {count} elements, more than a {json.budget}-byte JSON body holds")
+    if isinstance(data, np.ndarray):  # a flat list of numbers, already read (serving.json_fast)
+        check_count(name, shape, count, data.size)
+        return _numbers(data, dtype, name, False).reshape(shape)
     fast = _plain_floats(data, dtype, count, json)
     if fast is not None:
         return _numbers(fast, dtype, name, False).reshape(shape)
