@@ -2,13 +2,15 @@
 
     .venv/bin/python benchmarks/datapath/run.py [--duration 5] [--concurrency 1,8,32]
         [--clients http-binary,http-json,grpc] [--base-src DIR] [--mlserver VENV] [--label NAME]
+        [--variant "NAME=SERVER ARGS" ...]
 
 The server is started on a repository holding the model alone with no configuration file (what a
 user gets with `modelplex serve --repository R`). The load generator runs in its own process, so
 that the CPU time of the load generator, the frontend and every worker is measured apart: CPU µs
 per request = that process's CPU seconds in the measured window / requests the server answered in
 that window (its own statistics). `--base-src` also serves another checkout's `src` in the same run
-(the before column of a before/after table).
+(the before column of a before/after table). `--variant "both cores=--cpus 0-1"` also serves this
+checkout with those `modelplex serve` arguments, in the same run (repeatable).
 `--mlserver VENV` also measures MLServer's best configuration from that virtual environment
 (benchmarks/datapath/mlserver_setup.sh makes it). Writes benchmarks/results/datapath[_LABEL].json.
 """
@@ -73,9 +75,9 @@ def write_repo(root: Path) -> str:
     return str(model)
 
 
-def serve_points(args: argparse.Namespace, repo: Path, state: Path, src: str | None) -> list[dict[str, object]]:
+def serve_points(args: argparse.Namespace, repo: Path, state: Path, src: str | None, extra: list[str] | None = None) -> list[dict[str, object]]:
     env = {"PYTHONPATH": str(Path(src).resolve())} if src else None
-    srv = start_server(repo, state, env_extra=env)
+    srv = start_server(repo, state, extra, env_extra=env)
     try:
         pids = server_pids(srv.proc.pid)
 
@@ -94,6 +96,13 @@ def serve_points(args: argparse.Namespace, repo: Path, state: Path, src: str | N
         srv.stop()
 
 
+def _variant(text: str) -> tuple[str, list[str]]:
+    name, sep, extra = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"--variant wants NAME=SERVER ARGS, got {text!r}")
+    return name.strip(), extra.split()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=5.0, help="seconds measured per point")
@@ -102,6 +111,8 @@ def main() -> int:
     ap.add_argument("--base-src", help="also serve this checkout's src/ (before), in the same run")
     ap.add_argument("--mlserver", help="virtual environment with MLServer (mlserver_setup.sh)")
     ap.add_argument("--label", default="", help="suffix of the result file")
+    ap.add_argument("--variant", action="append", default=[], type=_variant,
+                    help='"NAME=SERVER ARGS": also serve this checkout with these arguments (repeatable)')
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -111,12 +122,15 @@ def main() -> int:
             print(f"in-process, {k}: {json.dumps(v)}", flush=True)
         rows = serve_points(args, root / "models", root / "state", None)
         base = serve_points(args, root / "models", root / "state-base", args.base_src) if args.base_src else []
+        variants = {name: serve_points(args, root / "models", root / f"state-v{i}", None, extra)
+                    for i, (name, extra) in enumerate(args.variant)}
         ml = []
         if args.mlserver:
             from mlserver_run import mlserver_points
 
             ml = mlserver_points(args, root, model_path, measure_point)
-    report = {"cpus": os.cpu_count(), "in_process": inproc, "modelplex": rows, "modelplex_base": base, "mlserver": ml}
+    report = {"cpus": os.cpu_count(), "in_process": inproc, "modelplex": rows, "modelplex_base": base,
+              **{f"modelplex ({name})": v for name, v in variants.items()}, "mlserver": ml}
     out = HERE.parent / "results" / f"datapath{'_' + args.label if args.label else ''}.json"
     out.write_text(json.dumps(report, indent=2))
     from report import print_tables

@@ -70,7 +70,7 @@ def configure_logging(level: str = "info", prefix: str = "modelplex", fmt: str =
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from modelplex.runtime.slices import parse_cpus
+    from modelplex.runtime.slices import model_cpus
     from modelplex.app.server import ServerOptions, run
 
     repo = Path(args.repository)
@@ -89,12 +89,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     tokens = load_tokens(_path(args.admin_token_file), _path(args.infer_token_file))
     tls = TlsFiles.of(_path(args.tls_cert), _path(args.tls_key))
+    cpus, frontend = model_cpus(args.cpus)
     options = ServerOptions(
         repository=repo,
         host=args.host,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
-        cpus=tuple(parse_cpus(args.cpus)),
+        cpus=tuple(cpus),
+        frontend_cpus=tuple(frontend),
         state_dir=Path(args.state_dir) if args.state_dir else None,
         max_body_bytes=int(args.max_body_mb * 2**20),
         policy=args.policy,
@@ -205,7 +207,7 @@ def _add_serve_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--http-port", type=int, default=8000, help="KServe v2 REST port (default 8000)")
     p.add_argument("--grpc-port", type=int, default=8001, help="KServe v2 gRPC port (default 8001, 0 = off)")
-    p.add_argument("--cpus", default=None, help="cores to cut into slices, e.g. 0-1 (default: all)")
+    p.add_argument("--cpus", default=None, help="cores to cut into slices, e.g. 0-1 (default: all but the first, which the frontend keeps)")
     p.add_argument("--state-dir", default="state", help="registry folder (SQLite); default ./state")
     p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
     p.add_argument("--policy", choices=["elastic", "temporal", "exclusive"], default=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelplex.core.errors import InvalidArgumentError
-from modelplex.runtime.slices import divide, parse_cpus
+from modelplex.runtime.slices import FRONTEND_CORES, divide, model_cpus, parse_cpus
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,15 @@ def test_parse_cpus_ranges_and_errors() -> None:
         parse_cpus("0-4096")
     with pytest.raises(InvalidArgumentError, match="core list"):
         parse_cpus("zero")
+
+
+def test_the_frontend_keeps_a_core_by_default_and_cpus_is_taken_as_given() -> None:
+    every = parse_cpus(None)
+    cores, frontend = model_cpus(None)
+    if len(every) > FRONTEND_CORES:
+        assert frontend == every[:FRONTEND_CORES] and cores == every[FRONTEND_CORES:]
+    else:
+        assert (cores, frontend) == (every, [])  # one core: shared
+    assert not set(cores) & set(frontend)
+    assert model_cpus(",".join(map(str, every))) == (every, [])  # --cpus: every listed core is cut
+    assert model_cpus(str(every[0])) == ([every[0]], [])

@@ -47,6 +47,7 @@ class ServerOptions:
     http_port: int = 8000  # KServe v2 REST
     grpc_port: int = 8001  # KServe v2 gRPC (0 = off)
     cpus: tuple[int, ...] = ()  # cores to cut into slices
+    frontend_cpus: tuple[int, ...] = ()  # cores left to this process (not cut into slices)
     state_dir: Path | None = None  # where the SQLite registry lives (None = no persistence)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # largest request body accepted
     policy: str | None = None  # serve under a plan made by this policy (None = one slice per instance)
@@ -68,6 +69,8 @@ async def serve(options: ServerOptions) -> int:
     _raise_open_file_limit()
     gpus = _gpus(options)
     log.info("loading models from %s on cores %s ...", options.repository, list(options.cpus))
+    if options.frontend_cpus:
+        log.info("core(s) %s left to the frontend (--cpus cuts others)", list(options.frontend_cpus))
     try:
         plane, driver = await _start_plane(options, gpus)
     except BaseException:

@@ -32,6 +32,22 @@ def parse_cpus(spec: str | None) -> list[int]:
     return sorted(cpus)
 
 
+FRONTEND_CORES = 1  # cores left to the server's own process by default (its busy thread runs on one)
+
+
+def model_cpus(spec: str | None) -> tuple[list[int], list[int]]:
+    """The cores cut into slices, and those left to the frontend: `--cpus` exactly as given;
+    by default every core but the first, which the frontend (one Python process) keeps, so that
+    inference never competes with the process that parses, batches and answers its requests
+    (on one core, the frontend shares it)."""
+    if spec:
+        return parse_cpus(spec), []
+    every = parse_cpus(None)
+    if len(every) <= FRONTEND_CORES:
+        return every, []
+    return every[FRONTEND_CORES:], every[:FRONTEND_CORES]
+
+
 def divide(cpus: list[int], count: int, device_id: str = "cpu0") -> list[SliceSpec]:
     """Cut the cores into `count` slices: equal disjoint blocks when there are enough cores,
     otherwise one core each, round-robin (instances beyond the core count share cores)."""
