@@ -1,5 +1,5 @@
-"""HeldWrites on a real socket: writes held are sent as one, in order, when released; a close
-sends what was held first."""
+"""HeldWrites and Burst on real sockets: writes held are sent as one, with the loop turn's other
+answers, at the start of the next turn; later writes keep their order; a close sends what waits."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import socket
 
 import pytest
 
-from modelplex.serving.http_protocol import HeldWrites
+from modelplex.serving.http_protocol import HeldWrites, burst_of
 
 
 async def _pair() -> tuple[HeldWrites, socket.socket]:
     ours, peer = socket.socketpair()
     peer.setblocking(False)
-    transport, _ = await asyncio.get_running_loop().connect_accepted_socket(asyncio.Protocol, ours)
-    return HeldWrites(transport), peer
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+    return HeldWrites(transport, burst_of(loop)), peer
 
 
 def _pending(peer: socket.socket) -> bytes:
@@ -23,6 +24,10 @@ def _pending(peer: socket.socket) -> bytes:
         return peer.recv(65536)
     except BlockingIOError:
         return b""
+
+
+async def _settle() -> None:
+    await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize(
@@ -33,38 +38,44 @@ def _pending(peer: socket.socket) -> bytes:
         ([b"not held"], False),
     ],
 )
-def test_held_writes_reach_the_peer_as_one(writes: list[bytes], held: bool) -> None:
+def test_held_writes_reach_the_peer_as_one_in_the_next_turn(writes: list[bytes], held: bool) -> None:
     async def run() -> None:
         transport, peer = await _pair()
         if held:
             transport.hold()
         for data in writes:
             transport.write(data)
-        await asyncio.sleep(0.05)
-        early = _pending(peer)
-        assert early == (b"" if held else b"".join(bytes(d) for d in writes))
+        await _settle()
+        whole = b"".join(bytes(d) for d in writes)
+        assert _pending(peer) == (b"" if held else whole)
         transport.send()
-        await asyncio.sleep(0.05)
+        transport.write(b"+after")  # queued behind the held answer, not before it
         if held:
-            assert _pending(peer) == b"".join(bytes(d) for d in writes)
-        transport.write(b"after")  # no longer held
-        await asyncio.sleep(0.05)
-        assert _pending(peer) == b"after"
+            await asyncio.sleep(0)  # the burst goes out at the start of the next loop turn
+            await _settle()
+            assert _pending(peer) == whole + b"+after"
+        else:
+            assert _pending(peer) == b"+after"
         transport.close()
         peer.close()
 
     asyncio.run(run())
 
 
-def test_close_sends_what_was_held() -> None:
+def test_answers_of_one_turn_leave_together_and_a_close_sends_what_waits() -> None:
     async def run() -> None:
-        transport, peer = await _pair()
-        transport.hold()
-        transport.write(b"last words")
-        transport.close()
-        await asyncio.sleep(0.05)
-        assert _pending(peer) == b"last words"
-        assert transport.is_closing()
-        peer.close()
+        (a, peer_a), (b, peer_b) = await _pair(), await _pair()
+        for t, text in ((a, b"to a"), (b, b"to b")):
+            t.hold()
+            t.write(text)
+            t.send()
+        assert _pending(peer_a) == _pending(peer_b) == b""  # nothing written in this turn
+        b.close()  # sends what waits first
+        await _settle()
+        assert (_pending(peer_a), _pending(peer_b)) == (b"to a", b"to b")
+        assert b.is_closing()
+        a.close()
+        peer_a.close()
+        peer_b.close()
 
     asyncio.run(run())
