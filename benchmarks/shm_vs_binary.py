@@ -113,7 +113,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="modelplex-shm-") as tmp:
         identity_fp32(Path(tmp) / "models" / "big" / "1" / "model.onnx", width=WIDTH)
         (Path(tmp) / "models" / "big" / "config.yaml").write_text("max_batch_size: 1\n")
-        srv = start_server(Path(tmp) / "models", Path(tmp) / "state")
+        srv = start_server(Path(tmp) / "models", Path(tmp) / "state", ["--cpus", "0-1"])  # as measured in benchmarks/README.md
         try:
             rows = bench(srv, args.duration, concurrency)
         finally:

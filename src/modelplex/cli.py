@@ -89,7 +89,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     tokens = load_tokens(_path(args.admin_token_file), _path(args.infer_token_file))
     tls = TlsFiles.of(_path(args.tls_cert), _path(args.tls_key))
-    cpus, frontend = model_cpus(args.cpus)
+    cpus, frontend = model_cpus(args.cpus, keep_frontend_core=args.policy is None)
     options = ServerOptions(
         repository=repo,
         host=args.host,
@@ -207,7 +207,7 @@ def _add_serve_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--http-port", type=int, default=8000, help="KServe v2 REST port (default 8000)")
     p.add_argument("--grpc-port", type=int, default=8001, help="KServe v2 gRPC port (default 8001, 0 = off)")
-    p.add_argument("--cpus", default=None, help="cores to cut into slices, e.g. 0-1 (default: all but the first, which the frontend keeps)")
+    p.add_argument("--cpus", default=None, help="cores to cut into slices, e.g. 0-1 (default: all; without --policy all but the first, which the frontend keeps)")
     p.add_argument("--state-dir", default="state", help="registry folder (SQLite); default ./state")
     p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
     p.add_argument("--policy", choices=["elastic", "temporal", "exclusive"], default=None,

@@ -43,3 +43,4 @@ def test_the_frontend_keeps_a_core_by_default_and_cpus_is_taken_as_given() -> No
     assert not set(cores) & set(frontend)
     assert model_cpus(",".join(map(str, every))) == (every, [])  # --cpus: every listed core is cut
     assert model_cpus(str(every[0])) == ([every[0]], [])
+    assert model_cpus(None, keep_frontend_core=False) == (every, [])  # a plan cuts every core

@@ -35,15 +35,16 @@ def parse_cpus(spec: str | None) -> list[int]:
 FRONTEND_CORES = 1  # cores left to the server's own process by default (its busy thread runs on one)
 
 
-def model_cpus(spec: str | None) -> tuple[list[int], list[int]]:
+def model_cpus(spec: str | None, keep_frontend_core: bool = True) -> tuple[list[int], list[int]]:
     """The cores cut into slices, and those left to the frontend: `--cpus` exactly as given;
     by default every core but the first, which the frontend (one Python process) keeps, so that
     inference never competes with the process that parses, batches and answers its requests
-    (on one core, the frontend shares it)."""
+    (on one core, the frontend shares it). Without `keep_frontend_core` (a plan cuts the
+    cores for planned rates), every core."""
     if spec:
         return parse_cpus(spec), []
     every = parse_cpus(None)
-    if len(every) <= FRONTEND_CORES:
+    if not keep_frontend_core or len(every) <= FRONTEND_CORES:
         return every, []
     return every[FRONTEND_CORES:], every[:FRONTEND_CORES]
 
