@@ -159,8 +159,8 @@ class SliceRunner:
             return  # given up on as hung: its requests were answered then
         self.busy_s += result.compute_s
         phases = book.batch_done(d.rows, latency_s, result.compute_s)
-        self.pump()  # the next batch first: its task runs before the answers' writes, so the worker waits less
         book.answer(reqs, result.outputs, phases, d.started_s, done)
+        self.pump()
 
     def _finished(self, d: Dispatch[Pending], latency_s: float | None, now: float) -> bool:
         """Feed a batch's end back; False when it had been given up on already."""
