@@ -37,3 +37,13 @@ def _servers(report: dict[str, Any]) -> list[str]:
     """The served rows' keys: modelplex, its variants, the before tree, MLServer."""
     variants = [k for k in report if k.startswith("modelplex (")]
     return ["modelplex", *variants, "modelplex_base", "mlserver"]
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: report.py benchmarks/results/datapath[_LABEL].json   (prints its tables again)")
+    print_tables(json.loads(Path(sys.argv[1]).read_text()))

@@ -34,7 +34,13 @@ VALUES = [((i * 7919) % 1000 - 500) / 37.0 for i in range(N)]
         (_body(_fp32(VALUES), _fp32(VALUES, name="y", dtype="FP64"), parameters={"a": "b"}, id="r-1",
                outputs=[{"name": "out", "parameters": {"binary_data": True}}]), True),
         (_body(_fp32(VALUES), id="has a [ in it"), False),  # a '[' in a string: not provably flat
-        (_body(_fp32([VALUES[: N // 2], VALUES[N // 2 :]], [2, N // 2])), False),  # nested
+        (_body(_fp32([VALUES[: N // 2], VALUES[N // 2 :]], [2, N // 2])), True),  # nested lists of the shape
+        (_body(_fp32([[VALUES[: N // 2]], [VALUES[N // 2 :]]], [2, 1, N // 2])), True),
+        (_body(_fp32([VALUES[: N // 2], VALUES[N // 2 :]], [1, N])), False),  # nested, not of the shape
+        (_body(_fp32([VALUES[: N // 2 + 1], VALUES[N // 2 + 1 :]], [2, N // 2])), False),  # ragged
+        (_body(_fp32([VALUES[: N // 2], VALUES[N // 2 :]], [N])), False),  # nested for a 1-d shape
+        (_body(_fp32([VALUES[:2], [VALUES[2:]]], [2, 2])), False),  # deeper inside: the '[' count
+        (_body(_fp32(VALUES[:1] + [[1.0]] + VALUES[2:])), False),  # an array among the numbers
         (_body(_fp32(VALUES[:-1] + [True])), False),  # a boolean among numbers
         (_body(_fp32(VALUES[:-1] + [None])), False),
         (_body(_fp32(VALUES[:-1] + ["1"])), False),
@@ -52,7 +58,7 @@ def test_which_documents_take_the_fast_path(body: bytes, fast: bool) -> None:
         plain = json.loads(body)
         for got, want in zip(doc["inputs"], plain["inputs"]):
             assert isinstance(got["data"], np.ndarray)
-            assert got["data"].tolist() == want["data"]
+            assert got["data"].tolist() == np.asarray(want["data"]).reshape(-1).tolist()
             assert {k: v for k, v in got.items() if k != "data"} == {k: v for k, v in want.items() if k != "data"}
         assert {k: v for k, v in doc.items() if k != "inputs"} == {k: v for k, v in plain.items() if k != "inputs"}
 

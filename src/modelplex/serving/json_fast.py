@@ -11,9 +11,10 @@ None and the caller parses with orjson (so every error message is the general pa
 - text that simdjson refuses (invalid JSON, numbers beyond 64 bits or float range);
 - an object with a key twice (simdjson keeps the first, orjson the last);
 - `data` of an input that is not FP16/FP32/FP64, or not numbers only;
-- a `data` array that is not flat: simdjson would flatten nested lists, so the text's '['
-  count must equal the arrays outside `data` plus one per array read here (which also proves
-  that no string holds a '[').
+- nested `data` that is not lists of exactly the input's shape (simdjson would flatten any
+  nesting): every list is checked against its dimension, and the text's '[' count must equal
+  the arrays outside `data` plus the arrays read here (which also proves that no string holds a
+  '[' and no array hides deeper).
 """
 
 from __future__ import annotations
@@ -76,11 +77,12 @@ class _Reader:
         data = item["data"]
         if not isinstance(data, simdjson.Array) or raw.get("datatype") not in _FLOAT_TYPES:
             raise NotThisPath  # not float numbers: the general path reads and checks it
+        arrays = _arrays_of(data, raw.get("shape"))
         try:
-            raw["data"] = np.frombuffer(data.as_buffer(of_type="d"), np.float64)
+            raw["data"] = np.frombuffer(data.as_buffer(of_type="d"), np.float64)  # nested lists flattened
         except (TypeError, ValueError):
             raise NotThisPath from None  # not numbers only: the general checks say what is wrong
-        self.arrays_read += 1
+        self.arrays_read += arrays
         return raw
 
     def _object(self, obj: Any, skip: str | None) -> dict[str, Any]:
@@ -98,6 +100,24 @@ class _Reader:
         else:
             plain = value
         return plain
+
+
+def _arrays_of(data: Any, shape: Any) -> int:
+    """How many arrays `data` is made of: 1 when it is flat (the text's '[' count proves that no
+    array hides further in); nested, it must be lists of exactly `shape`, every list as long as
+    its dimension (the general path's rule), else NotThisPath."""
+    if len(data) == 0 or not isinstance(data[0], simdjson.Array):
+        return 1
+    if not isinstance(shape, list) or len(shape) < 2 or not all(type(d) is int for d in shape):
+        raise NotThisPath
+    level, arrays = [data], 0
+    for depth, dim in enumerate(shape):
+        arrays += len(level)
+        if any(not isinstance(a, simdjson.Array) or len(a) != dim for a in level):
+            raise NotThisPath
+        if depth < len(shape) - 1:
+            level = [child for a in level for child in a]
+    return arrays
 
 
 def _lists_in(value: Any) -> int:
