@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import weakref
 from typing import Any
 
 import orjson
@@ -42,13 +43,12 @@ class Burst:
     a client process is woken while it still reads the first of them, not once per answer (a
     wake-up of another process costs ~40 µs of the writer's CPU on a VM). One per event loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
         self._items: list[tuple[HeldWrites, bytes]] = []
 
     def add(self, writes: HeldWrites, data: bytes) -> None:
         if not self._items:
-            self.loop.call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self.flush)
         self._items.append((writes, data))
 
     def flush(self) -> None:
@@ -57,14 +57,14 @@ class Burst:
             writes.deliver(data)
 
 
-_bursts: dict[asyncio.AbstractEventLoop, Burst] = {}
+_bursts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Burst] = weakref.WeakKeyDictionary()
 
 
 def burst_of(loop: asyncio.AbstractEventLoop) -> Burst:
-    """The loop's Burst (made on first use)."""
+    """The loop's Burst (made on first use, gone with the loop)."""
     burst = _bursts.get(loop)
     if burst is None:
-        burst = _bursts[loop] = Burst(loop)
+        burst = _bursts[loop] = Burst()
     return burst
 
 
