@@ -40,8 +40,9 @@ _swept: list[set[Any]] = []  # the connection sets (one per server) a sweep look
 
 class Burst:
     """The answers written in one turn of the event loop, sent together at the start of the next:
-    a client process is woken while it still reads the first of them, not once per answer (a
-    wake-up of another process costs ~40 µs of the writer's CPU on a VM). One per event loop."""
+    a client process is woken while it still reads the first of them, not once per answer (each
+    wake-up of another process costs both sides CPU: benchmarks/datapath/wakeup.py). One per
+    event loop."""
 
     def __init__(self) -> None:
         self._items: list[tuple[HeldWrites, bytes]] = []

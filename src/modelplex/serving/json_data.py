@@ -35,7 +35,7 @@ def json_array(data: Any, dtype: DataType, shape: tuple[int, ...], count: int, n
         raise InvalidArgumentError(f"{where}: 'data' must be a list")
     if count > json.budget:
         raise InvalidArgumentError(f"{where}: shape {list(shape)} needs {count} elements, more than a {json.budget}-byte JSON body holds")
-    if isinstance(data, np.ndarray):  # a flat list of numbers, already read (serving.json_fast)
+    if isinstance(data, np.ndarray):  # numbers already read and flattened (serving.json_fast)
         check_count(name, shape, count, data.size)
         return _numbers(data, dtype, name, False).reshape(shape)
     fast = _plain_floats(data, dtype, count, json)
