@@ -78,3 +78,30 @@ def test_replacing_the_workers_of_a_device_answers_everything(repo: Path) -> Non
     assert replaced == 1
     assert all(isinstance(r, InferResponse) or "MPS server 42 exited" in str(r) for r in results)
     assert sum(isinstance(r, InferResponse) for r in results) >= 3
+
+
+@pytest.mark.parametrize(
+    ("cpus", "frontend_cpus", "own"),
+    [([1], (0,), True), ([0], (), False), ([0], (0,), False), ([0, 1], (1,), False)],
+)
+def test_a_slice_off_the_frontends_cores_hands_over_its_next_batch_first(
+    repo: Path, cpus: list[int], frontend_cpus: tuple[int, ...], own: bool
+) -> None:
+    """Either order of 'answer the batch' and 'hand over the next' answers everything, on the
+    same schedule; the next-first order is taken only where the frontend keeps other cores."""
+    clock = VirtualClock()
+    fake = FakeExecutor(clock, lambda spec, model, rows: 0.010)
+
+    async def main() -> tuple[bool, list[InferResponse]]:
+        plane = DataPlane(repo, SliceSet(fake, clock, cpus, frontend_cpus=frontend_cpus))
+        await plane.start()
+        results = await asyncio.gather(*(plane.infer(request(i)) for i in range(5)))
+        (runner,) = plane.slices.runners.values()
+        await plane.stop()
+        return runner.own_cores, results
+
+    own_cores, results = clock.run(main())
+    assert own_cores == own
+    assert len(results) == 5 and all(isinstance(r, InferResponse) for r in results)
+    assert [float(b.inputs[0][1][0, 0]) for b in fake.log] == [0, 1, 2, 3, 4]  # in order, one at a time
+    assert [round(b.finished_s, 3) for b in fake.log] == [0.01, 0.02, 0.03, 0.04, 0.05]

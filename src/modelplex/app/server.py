@@ -148,7 +148,8 @@ async def _start_plane(options: ServerOptions, gpus: GpuShares | None) -> tuple[
         service = ServiceModel(profiles)
     gpu_ids = [d.device_id for d in devices if d.kind is not DeviceKind.CPU]
     executor = LocalExecutor("cpu", gpus, stall_timeout_s=options.stall_timeout_s)
-    slices = SliceSet(executor, MonotonicClock(), options.cpus, gpus=gpus is not None, service=service, gpu_ids=gpu_ids)
+    slices = SliceSet(executor, MonotonicClock(), options.cpus, gpus=gpus is not None, service=service, gpu_ids=gpu_ids,
+                      frontend_cpus=options.frontend_cpus)
     plane = DataPlane(options.repository, slices, registry, arrivals=controller, limits=options.limits,
                       gpu_status=gpus.status if gpus is not None else None)
     driver: PlanDriver | None = None

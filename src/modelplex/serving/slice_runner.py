@@ -33,7 +33,7 @@ class SliceRunner:
 
     def __init__(
         self, slice_id: str, spec: SliceSpec, books: list[ModelBook], scheduler: SliceScheduler[Pending],
-        executor: Executor, clock: Clock, min_batch_timeout_s: float = MIN_BATCH_TIMEOUT_S,
+        executor: Executor, clock: Clock, min_batch_timeout_s: float = MIN_BATCH_TIMEOUT_S, own_cores: bool = False,
     ) -> None:
         self.slice_id = slice_id  # unique while the server runs
         self.slice = spec  # the device share
@@ -54,6 +54,10 @@ class SliceRunner:
         self._recent: deque[tuple[float, float]] = deque()  # (end, seconds busy) of recent batches
         self._running: dict[int, Dispatch[Pending]] = {}  # id(dispatch) -> batch in flight
         self.min_batch_timeout_s = min_batch_timeout_s  # floor of a batch's time limit
+        # cores the frontend does not run on: the next batch is handed over before the answers
+        # of the last are written (measured +2 to +10 % there; where the two share cores, the
+        # worker's threads then compete with the answers, so it waits for them)
+        self.own_cores = own_cores
         self._watch: Timer | None = None  # checks running batches against their limit
         self._transport_s = 0.0  # typical round trip beyond the worker's compute (smoothed)
 
@@ -159,8 +163,11 @@ class SliceRunner:
             return  # given up on as hung: its requests were answered then
         self.busy_s += result.compute_s
         phases = book.batch_done(d.rows, latency_s, result.compute_s)
+        if self.own_cores:
+            self.pump()
         book.answer(reqs, result.outputs, phases, d.started_s, done)
-        self.pump()
+        if not self.own_cores:
+            self.pump()
 
     def _finished(self, d: Dispatch[Pending], latency_s: float | None, now: float) -> bool:
         """Feed a batch's end back; False when it had been given up on already."""

@@ -48,11 +48,12 @@ class SliceSet:
 
     def __init__(
         self, executor: Executor, clock: Clock, cpus: Sequence[int], gpus: bool = False, service: ServiceModel | None = None,
-        gpu_ids: Sequence[str] = (),
+        gpu_ids: Sequence[str] = (), frontend_cpus: Sequence[int] = (),
     ) -> None:
         self.executor = executor  # runs the workers
         self.clock = clock  # time source
         self.cpus = list(cpus)  # the host cores slices are cut from
+        self.frontend_cpus = frozenset(frontend_cpus)  # cores the frontend keeps (none: it may run on any)
         self.gpus = gpus  # GPU shares may be planned (an MPS daemon runs)
         self.gpu_ids = tuple(gpu_ids) if gpus else ()  # the GPU devices plans may name ("gpu0", ...)
         self.service = service  # profiles for latency priors of planned slices (None: learn)
@@ -228,7 +229,8 @@ class SliceSet:
         self._seq += 1
         slice_id = f"{spec.device_id}/s{self._seq}"
         scheduler: SliceScheduler[Pending] = SliceScheduler(slice_id, lanes, duty_cycle_ms, processes)
-        runner = SliceRunner(slice_id, spec, books, scheduler, self.executor, self.clock)
+        own = bool(self.frontend_cpus) and bool(spec.cpus) and not self.frontend_cpus & set(spec.cpus)
+        runner = SliceRunner(slice_id, spec, books, scheduler, self.executor, self.clock, own_cores=own)
         self._all[slice_id] = runner
         return runner
 
