@@ -1,5 +1,6 @@
 """HeldWrites and Burst on real sockets: writes held are sent as one, with the loop turn's other
-answers, at the start of the next turn; later writes keep their order; a close sends what waits."""
+answers at the start of the next (or at once, without a burst); later writes keep their order; a
+close sends what waits."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import pytest
 from modelplex.serving.http_protocol import HeldWrites, burst_of
 
 
-async def _pair() -> tuple[HeldWrites, socket.socket]:
+async def _pair(burst: bool = True) -> tuple[HeldWrites, socket.socket]:
     ours, peer = socket.socketpair()
     peer.setblocking(False)
     loop = asyncio.get_running_loop()
     transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
-    return HeldWrites(transport, burst_of(loop)), peer
+    return HeldWrites(transport, burst_of(loop) if burst else None), peer
 
 
 def _pending(peer: socket.socket) -> bytes:
@@ -77,5 +78,23 @@ def test_answers_of_one_turn_leave_together_and_a_close_sends_what_waits() -> No
         a.close()
         peer_a.close()
         peer_b.close()
+
+    asyncio.run(run())
+
+
+def test_without_a_burst_a_held_answer_leaves_at_send_as_one_write() -> None:
+    async def run() -> None:
+        transport, peer = await _pair(burst=False)
+        transport.hold()
+        transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        transport.write(b"body")
+        await _settle()
+        assert _pending(peer) == b""
+        transport.send()
+        transport.write(b"+after")
+        await _settle()
+        assert _pending(peer) == b"HTTP/1.1 200 OK\r\n\r\nbody+after"
+        transport.close()
+        peer.close()
 
     asyncio.run(run())

@@ -221,7 +221,8 @@ def _http_server(
         host=options.host,
         port=options.http_port,
         loop="none",
-        http=bounded_protocol(options.header_timeout_s, options.body_timeout_s),
+        # answers in bursts only where the frontend keeps its own core (its loop turns are short)
+        http=bounded_protocol(options.header_timeout_s, options.body_timeout_s, burst_answers=bool(options.frontend_cpus)),
         limit_concurrency=options.max_connections,
         lifespan="off",
         access_log=False,

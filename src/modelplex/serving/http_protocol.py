@@ -9,9 +9,11 @@ link from each request to its connection so a request whose client left is dropp
 - When a connection closes before its response, the request's ClientLink is told (see
   serving.limits): the data plane drops it from its queue.
 - The connection's transport can hold writes (`HeldWrites`, in the scope under `WRITES_KEY`):
-  the infer route sends its status line, headers and body in one write, and the answers of one
-  loop turn go out together in the next (`Burst`), so clients are woken once per burst rather
-  than twice per answer.
+  the infer route sends its status line, headers and body in one write. Where the frontend keeps
+  a core of its own, the answers of one loop turn go out together in the next (`Burst`), so
+  clients are woken once per burst rather than once per answer; where it shares its cores with
+  workers, loop turns are slower and each answer is written at once (measured both ways:
+  benchmarks/README.md, "Data path").
 """
 
 from __future__ import annotations
@@ -70,10 +72,11 @@ def burst_of(loop: asyncio.AbstractEventLoop) -> Burst:
 
 
 class HeldWrites(asyncio.Transport):
-    """A connection's transport whose writes can be held (`hold`) and then sent as one with the
-    loop turn's other answers (`send`, through the loop's Burst); later writes keep their order."""
+    """A connection's transport whose writes can be held (`hold`) and then sent as one (`send`),
+    with the loop turn's other answers when given the loop's Burst, else at once; later writes
+    keep their order."""
 
-    def __init__(self, transport: asyncio.Transport, burst: Burst) -> None:
+    def __init__(self, transport: asyncio.Transport, burst: Burst | None) -> None:
         super().__init__()
         self._transport = transport
         self._burst = burst
@@ -86,10 +89,15 @@ class HeldWrites(asyncio.Transport):
             self._held = []
 
     def send(self) -> None:
-        """Queue what was held, as one write, for the burst; stop holding."""
+        """Write what was held, as one write (through the burst, if any); stop holding."""
         held, self._held = self._held, None
-        if held:
-            self._queue(held[0] if len(held) == 1 else b"".join(held))
+        if not held:
+            return
+        data = held[0] if len(held) == 1 else b"".join(held)
+        if self._burst is None:
+            self._transport.write(data)
+        else:
+            self._queue(self._burst, data)
 
     def deliver(self, data: bytes) -> None:
         """Write one queued piece (called by the burst)."""
@@ -97,15 +105,15 @@ class HeldWrites(asyncio.Transport):
         if not self._transport.is_closing():
             self._transport.write(data)
 
-    def _queue(self, data: bytes) -> None:
+    def _queue(self, burst: Burst, data: bytes) -> None:
         self._queued += 1
-        self._burst.add(self, data)
+        burst.add(self, data)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._held is not None:
             self._held.append(bytes(data))
-        elif self._queued:
-            self._queue(bytes(data))  # behind what waits in the burst
+        elif self._queued and self._burst is not None:
+            self._queue(self._burst, bytes(data))  # behind what waits in the burst
         else:
             self._transport.write(data)
 
@@ -115,7 +123,7 @@ class HeldWrites(asyncio.Transport):
 
     def close(self) -> None:
         self.send()
-        if self._queued:
+        if self._queued and self._burst is not None:
             self._burst.flush()
         self._transport.close()
 
@@ -164,6 +172,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     header_timeout_s = HEADER_TIMEOUT_S
     body_timeout_s = BODY_TIMEOUT_S
+    burst_answers = False  # write a loop turn's answers together in the next (see Burst)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -171,7 +180,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._limit = ("", 0.0)  # that stage and its time limit, for the message
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(HeldWrites(transport, burst_of(asyncio.get_running_loop())))
+        burst = burst_of(asyncio.get_running_loop()) if self.burst_answers else None
+        super().connection_made(HeldWrites(transport, burst))
         # a connection that never sends a request is closed like an idle keep-alive one
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
         if not any(c is self.connections for c in _swept):
@@ -238,10 +248,11 @@ def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
     loop.call_later(SWEEP_S, _sweep, loop, connections)
 
 
-def bounded_protocol(header_timeout_s: float, body_timeout_s: float) -> type[BoundedHttpProtocol]:
-    """The protocol class with these limits (uvicorn builds one instance per connection)."""
+def bounded_protocol(header_timeout_s: float, body_timeout_s: float, burst_answers: bool = False) -> type[BoundedHttpProtocol]:
+    """The protocol class with these limits and way of writing answers (uvicorn builds one
+    instance per connection)."""
     return type(
         "BoundedHttpProtocol",
         (BoundedHttpProtocol,),
-        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s},
+        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s, "burst_answers": burst_answers},
     )
