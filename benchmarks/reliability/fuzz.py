@@ -40,6 +40,7 @@ import fuzz_cases as fc  # noqa: E402
 import fuzz_hostile  # noqa: E402
 from fuzz_cases import GrpcCase, HttpCase  # noqa: E402
 from modelplex.serving.grpc_gen import grpc_service_pb2 as pb  # noqa: E402
+from modelplex.bench.target import free_port  # noqa: E402
 
 HANG_S = 5.0  # an answer slower than this is a hang
 GIVE_UP_HANGS = 12  # this many hangs in a row: the server is wedged, the rest is not sent
@@ -88,15 +89,9 @@ class Tally:
 
 
 # ---- the server ------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(root: Path) -> tuple[subprocess.Popen[bytes], int, int]:
     repo = fc.build_repository(root / "models")
-    http_port, grpc_port = _free_port(), _free_port()
+    http_port, grpc_port = free_port(), free_port()
     log = open(root / "server.log", "wb")
     cmd = [sys.executable, "-m", "modelplex.cli", "serve", "--repository", str(repo), "--state-dir", str(root / "state"),
            "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--max-body-mb", "4"]
