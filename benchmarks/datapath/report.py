@@ -1,36 +1,66 @@
 """Tables of a benchmarks/datapath result: throughput and latency against in-process ONNX
-Runtime, and CPU µs per request by process."""
+Runtime, and CPU µs per request by process. With several rounds, each point shows its median
+round (by req/s) and every round's req/s."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-log = logging.getLogger("datapath")
+Row = dict[str, Any]
 
 
 def print_tables(report: dict[str, Any]) -> None:
-    base = report["in_process"]
-    best = max(v["rps"] for v in base.values())
-    one = base["1 caller(s)"]["p50_ms"]
-    lines = ["| who | in flight | req/s | vs in-process (2 callers) | p50 ms | added p50 ms | p99 ms | errors |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, v in base.items():
+    base = _in_process(report["in_process"])
+    best = max(_median(rows)["rps"] for rows in base.values())
+    one = _median(base["1 caller(s)"])["p50_ms"]
+    lines = ["| who | in flight | req/s | vs in-process (2 callers) | p50 ms | added p50 ms | p99 ms | errors | req/s each round |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, rows in base.items():
+        v = _median(rows)
         lines.append(f"| ONNX Runtime in-process, {name} | {name.split()[0]} | {v['rps']:.0f} | {v['rps'] / best:.2f} | "
-                     f"{v['p50_ms']:.3f} | | {v['p99_ms']:.3f} | 0 |")
-    for who in _servers(report):
-        for r in report.get(who, []):
-            lines.append(f"| {who} {r['client']} | {r['concurrency']} | {r['rps']:.0f} | {r['rps'] / best:.2f} | "
-                         f"{r['p50_ms']:.3f} | {r['p50_ms'] - one:+.3f} | {r['p99_ms']:.3f} | {r['errors']} |")
-    lines += ["", "CPU µs per request answered, by process (inference itself included in the workers):", "",
+                     f"{v['p50_ms']:.3f} | | {v['p99_ms']:.3f} | 0 | {_each(rows)} |")
+    points = [(who, rows) for who in _servers(report) for rows in _points(report.get(who, []))]
+    for who, rows in points:
+        r = _median(rows)
+        lines.append(f"| {who} {r['client']} | {r['concurrency']} | {r['rps']:.0f} | {r['rps'] / best:.2f} | "
+                     f"{r['p50_ms']:.3f} | {r['p50_ms'] - one:+.3f} | {r['p99_ms']:.3f} | {sum(x['errors'] for x in rows)} | {_each(rows)} |")
+    lines += ["", "CPU µs per request answered, by process (inference itself included in the workers; the median round):", "",
               "| who | client | in flight | loadgen | frontend | workers | server total |", "|---|---|---|---|---|---|---|"]
-    for who in _servers(report):
-        for r in report.get(who, []):
-            us = r["cpu_us_per_request"]
-            server = us.get("frontend", 0) + us.get("workers", 0)
-            lines.append(f"| {who} | {r['client']} | {r['concurrency']} | {us.get('loadgen', 0):.0f} | "
-                         f"{us.get('frontend', 0):.0f} | {us.get('workers', 0):.0f} | {server:.0f} |")
+    for who, rows in points:
+        r = _median(rows)
+        us = r["cpu_us_per_request"]
+        server = us.get("frontend", 0) + us.get("workers", 0)
+        lines.append(f"| {who} | {r['client']} | {r['concurrency']} | {us.get('loadgen', 0):.0f} | "
+                     f"{us.get('frontend', 0):.0f} | {us.get('workers', 0):.0f} | {server:.0f} |")
     print("\n".join(lines), flush=True)
+
+
+def _in_process(raw: Any) -> dict[str, list[Row]]:
+    """{"1 caller(s)": rows, "2 caller(s)": rows}, from a list of rows with their callers (rounds)
+    or from one row per callers (a file written before rounds)."""
+    if isinstance(raw, dict):
+        return {name: [row] for name, row in raw.items()}
+    out: dict[str, list[Row]] = {}
+    for row in raw:
+        out.setdefault(f"{row['callers']} caller(s)", []).append(row)
+    return out
+
+
+def _points(rows: list[Row]) -> list[list[Row]]:
+    """Rows grouped by (client, concurrency), in the order first measured."""
+    groups: dict[tuple[str, int], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row["client"], row["concurrency"]), []).append(row)
+    return list(groups.values())
+
+
+def _median(rows: list[Row]) -> Row:
+    """The round whose req/s is the median (the lower middle of an even count)."""
+    return sorted(rows, key=lambda r: r["rps"])[(len(rows) - 1) // 2]
+
+
+def _each(rows: list[Row]) -> str:
+    return " / ".join(f"{r['rps']:.0f}" for r in rows)
 
 
 def _servers(report: dict[str, Any]) -> list[str]:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/datapath/run.py [--duration 5] [--concurrency 1,8,32]
         [--clients http-binary,http-json,grpc] [--base-src DIR] [--mlserver VENV] [--label NAME]
-        [--variant "NAME=SERVER ARGS" ...]
+        [--variant "NAME=SERVER ARGS" ...] [--rounds 3]
 
 The server is started on a repository holding the model alone with no configuration file (what a
 user gets with `modelplex serve --repository R`). The load generator runs in its own process, so
@@ -13,6 +13,12 @@ that window (its own statistics). `--base-src` also serves another checkout's `s
 checkout with those `modelplex serve` arguments, in the same run (repeatable).
 `--mlserver VENV` also measures MLServer's best configuration from that virtual environment
 (benchmarks/datapath/mlserver_setup.sh makes it). Writes benchmarks/results/datapath[_LABEL].json.
+
+`--rounds N` measures everything N times, each round in another order (rotated by one server per
+round, in-process first in every round). Measured: on this VM, per-request CPU of every process
+drifts up by 10-15 % over a run, so a fixed order favours whoever goes first (three servers of the
+same code, one after another: 4303, 3920, 3857 req/s). The tables show each point's median round
+and every round's req/s; the JSON keeps every row with its round.
 """
 
 from __future__ import annotations
@@ -103,6 +109,35 @@ def _variant(text: str) -> tuple[str, list[str]]:
     return name.strip(), extra.split()
 
 
+ServerRun = Callable[[int], "list[dict[str, object]]"]
+
+
+def run_rounds(args: argparse.Namespace, root: Path, model_path: str) -> dict[str, list[dict[str, object]]]:
+    """Every server's rows over `args.rounds` rounds, the order rotated each round; each row
+    carries its round. Also the in-process baselines ("in_process": one row per callers and round)."""
+    servers: list[tuple[str, ServerRun]] = [("modelplex", lambda r: serve_points(args, root / "models", root / f"state-{r}", None))]
+    if args.base_src:
+        servers.append(("modelplex_base", lambda r: serve_points(args, root / "models", root / f"state-base-{r}", args.base_src)))
+    for i, (name, extra) in enumerate(args.variant):
+        servers.append((f"modelplex ({name})", lambda r, i=i, extra=extra:
+                        serve_points(args, root / "models", root / f"state-v{i}-{r}", None, extra)))
+    if args.mlserver:
+        from mlserver_run import mlserver_points
+
+        servers.append(("mlserver", lambda r: mlserver_points(args, root, model_path, measure_point)))
+    out: dict[str, list[dict[str, object]]] = {"in_process": [], **{name: [] for name, _ in servers}}
+    for r in range(args.rounds):
+        for callers in (1, 2):
+            row = {"callers": callers, "round": r, **in_process(model_path, X, args.duration, 1, callers, own_sessions=True)}
+            print(f"round {r + 1}/{args.rounds}, in-process: {json.dumps(row)}", flush=True)
+            out["in_process"].append(row)
+        shift = r % len(servers)
+        for name, run in servers[shift:] + servers[:shift]:
+            print(f"round {r + 1}/{args.rounds}: {name}", flush=True)
+            out[name] += [{**row, "round": r} for row in run(r)]
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=5.0, help="seconds measured per point")
@@ -113,24 +148,14 @@ def main() -> int:
     ap.add_argument("--label", default="", help="suffix of the result file")
     ap.add_argument("--variant", action="append", default=[], type=_variant,
                     help='"NAME=SERVER ARGS": also serve this checkout with these arguments (repeatable)')
+    ap.add_argument("--rounds", type=int, default=1, help="measure everything this many times, in a rotated order each round")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model_path = write_repo(root)
-        inproc = {f"{c} caller(s)": in_process(model_path, X, args.duration, 1, c, own_sessions=True) for c in (1, 2)}
-        for k, v in inproc.items():
-            print(f"in-process, {k}: {json.dumps(v)}", flush=True)
-        rows = serve_points(args, root / "models", root / "state", None)
-        base = serve_points(args, root / "models", root / "state-base", args.base_src) if args.base_src else []
-        variants = {name: serve_points(args, root / "models", root / f"state-v{i}", None, extra)
-                    for i, (name, extra) in enumerate(args.variant)}
-        ml = []
-        if args.mlserver:
-            from mlserver_run import mlserver_points
-
-            ml = mlserver_points(args, root, model_path, measure_point)
-    report = {"cpus": os.cpu_count(), "in_process": inproc, "modelplex": rows, "modelplex_base": base,
-              **{f"modelplex ({name})": v for name, v in variants.items()}, "mlserver": ml}
+        report: dict[str, object] = {"cpus": os.cpu_count(), "rounds": args.rounds, **run_rounds(args, root, model_path)}
     out = HERE.parent / "results" / f"datapath{'_' + args.label if args.label else ''}.json"
     out.write_text(json.dumps(report, indent=2))
     from report import print_tables
