@@ -119,6 +119,55 @@ async def grpc_callers(target: str, model: str, name: str, array: np.ndarray, da
     return calls
 
 
+async def grpc_stream_callers(target: str, model: str, name: str, array: np.ndarray, datatype: str, n: int) -> list[Call]:
+    """Callers over ModelStreamInfer (Triton's bidirectional stream, what `tritonclient`'s
+    `start_stream` uses): one stream per channel, each caller's request tagged with its id and
+    its answer matched back by that id (answers come in completion order)."""
+    import grpc
+    from tritonclient.grpc import service_pb2
+
+    streams = []
+    waiting: dict[str, asyncio.Future[bool]] = {}
+    for _ in range(min(n, 4)):
+        channel = grpc.aio.insecure_channel(target)
+        stream = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer", request_serializer=None,
+                                       response_deserializer=service_pb2.ModelStreamInferResponse.FromString)()
+        streams.append(stream)
+        asyncio.ensure_future(_read_stream(stream, waiting))
+    locks = [asyncio.Lock() for _ in streams]
+    calls: list[Call] = []
+    for i in range(n):
+        req = service_pb2.ModelInferRequest(model_name=model, id=str(i))
+        req.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
+        req.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
+
+        async def call(stream: object = streams[i % len(streams)], lock: asyncio.Lock = locks[i % len(streams)],
+                       payload: bytes = req.SerializeToString(), key: str = str(i)) -> bool:
+            answer = waiting[key] = asyncio.get_running_loop().create_future()
+            async with lock:  # grpc.aio takes one write at a time on a stream
+                await stream.write(payload)  # type: ignore[attr-defined]
+            return await answer
+
+        calls.append(call)
+    return calls
+
+
+async def _read_stream(stream: object, waiting: "dict[str, asyncio.Future[bool]]") -> None:
+    """Resolve each caller's answer as it arrives; a broken stream fails every caller waiting."""
+    import grpc
+
+    try:
+        async for resp in stream:  # type: ignore[attr-defined]
+            answer = waiting.pop(resp.infer_response.id, None)
+            if answer is not None and not answer.done():
+                answer.set_result(not resp.error_message)
+    except grpc.aio.AioRpcError:
+        pass
+    for answer in waiting.values():
+        if not answer.done():
+            answer.set_result(False)
+
+
 # ---- loops -----------------------------------------------------------------------------------
 async def closed_loop(calls: list[Call], duration_s: float, warmup_s: float = 1.0) -> Result:
     """Each caller keeps one request in flight until the run ends."""

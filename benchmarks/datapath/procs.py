@@ -38,8 +38,9 @@ def load_process(conn: Connection, target: dict[str, object], client: str, conc:
     async def run() -> dict[str, float]:
         host, port, model = str(target["host"]), int(target["port"]), str(target["model"])  # type: ignore[call-overload]
         path = f"/v2/models/{model}/infer"
-        if client == "grpc":
-            calls = await loadgen.grpc_callers(str(target["grpc"]), model, "input", x, "FP32", conc)
+        if client in ("grpc", "grpc-stream"):
+            make = loadgen.grpc_stream_callers if client == "grpc-stream" else loadgen.grpc_callers
+            calls = await make(str(target["grpc"]), model, "input", x, "FP32", conc)
         else:
             if client == "http-binary":
                 body, hlen = loadgen.infer_body_binary("input", x)

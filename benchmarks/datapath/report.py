@@ -11,23 +11,23 @@ Row = dict[str, Any]
 
 def print_tables(report: dict[str, Any]) -> None:
     base = _in_process(report["in_process"])
-    best = max(_median(rows)["rps"] for rows in base.values())
-    one = _median(base["1 caller(s)"])["p50_ms"]
+    best = max(median_round(rows)["rps"] for rows in base.values())
+    one = median_round(base["1 caller(s)"])["p50_ms"]
     lines = ["| who | in flight | req/s | vs in-process (2 callers) | p50 ms | added p50 ms | p99 ms | errors | req/s each round |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, rows in base.items():
-        v = _median(rows)
+        v = median_round(rows)
         lines.append(f"| ONNX Runtime in-process, {name} | {name.split()[0]} | {v['rps']:.0f} | {v['rps'] / best:.2f} | "
-                     f"{v['p50_ms']:.3f} | | {v['p99_ms']:.3f} | 0 | {_each(rows)} |")
-    points = [(who, rows) for who in _servers(report) for rows in _points(report.get(who, []))]
+                     f"{v['p50_ms']:.3f} | | {v['p99_ms']:.3f} | 0 | {each_round(rows)} |")
+    points = [(who, rows) for who in _servers(report) for rows in by_point(report.get(who, []))]
     for who, rows in points:
-        r = _median(rows)
+        r = median_round(rows)
         lines.append(f"| {who} {r['client']} | {r['concurrency']} | {r['rps']:.0f} | {r['rps'] / best:.2f} | "
-                     f"{r['p50_ms']:.3f} | {r['p50_ms'] - one:+.3f} | {r['p99_ms']:.3f} | {sum(x['errors'] for x in rows)} | {_each(rows)} |")
+                     f"{r['p50_ms']:.3f} | {r['p50_ms'] - one:+.3f} | {r['p99_ms']:.3f} | {sum(x['errors'] for x in rows)} | {each_round(rows)} |")
     lines += ["", "CPU µs per request answered, by process (inference itself included in the workers; the median round):", "",
               "| who | client | in flight | loadgen | frontend | workers | server total |", "|---|---|---|---|---|---|---|"]
     for who, rows in points:
-        r = _median(rows)
+        r = median_round(rows)
         us = r["cpu_us_per_request"]
         server = us.get("frontend", 0) + us.get("workers", 0)
         lines.append(f"| {who} | {r['client']} | {r['concurrency']} | {us.get('loadgen', 0):.0f} | "
@@ -46,7 +46,7 @@ def _in_process(raw: Any) -> dict[str, list[Row]]:
     return out
 
 
-def _points(rows: list[Row]) -> list[list[Row]]:
+def by_point(rows: list[Row]) -> list[list[Row]]:
     """Rows grouped by (client, concurrency), in the order first measured."""
     groups: dict[tuple[str, int], list[Row]] = {}
     for row in rows:
@@ -54,12 +54,12 @@ def _points(rows: list[Row]) -> list[list[Row]]:
     return list(groups.values())
 
 
-def _median(rows: list[Row]) -> Row:
+def median_round(rows: list[Row]) -> Row:
     """The round whose req/s is the median (the lower middle of an even count)."""
     return sorted(rows, key=lambda r: r["rps"])[(len(rows) - 1) // 2]
 
 
-def _each(rows: list[Row]) -> str:
+def each_round(rows: list[Row]) -> str:
     return " / ".join(f"{r['rps']:.0f}" for r in rows)
 
 

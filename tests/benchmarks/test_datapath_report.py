@@ -28,12 +28,12 @@ def _row(rps: float, rnd: int, client: str = "http-binary", conc: int = 32) -> d
     ([9.0, 7.0, 8.0, 1.0], 7.0),
 ])
 def test_median_is_a_measured_round(rps: list[float], median: float) -> None:
-    assert report._median([_row(v, i) for i, v in enumerate(rps)])["rps"] == median
+    assert report.median_round([_row(v, i) for i, v in enumerate(rps)])["rps"] == median
 
 
 def test_points_group_rounds_in_first_measured_order() -> None:
     rows = [_row(1, 0, conc=1), _row(2, 0), _row(3, 1, conc=1), _row(4, 1)]
-    assert [[r["rps"] for r in g] for g in report._points(rows)] == [[1, 3], [2, 4]]
+    assert [[r["rps"] for r in g] for g in report.by_point(rows)] == [[1, 3], [2, 4]]
 
 
 def test_tables_show_median_and_every_round(capsys: pytest.CaptureFixture[str]) -> None:

@@ -107,3 +107,26 @@ def test_grpc_and_http_encode_the_same_answers(client: grpcclient.InferenceServe
     assert int(g_stats["inference_count"]) == h_stats["inference_count"] > 0
     assert sorted(int(b["batch_size"]) for b in g_stats["batch_stats"]) == sorted(b["batch_size"] for b in h_stats["batch_stats"])
     assert client.get_server_metadata(as_json=True)["extensions"] == server.get_json("/v2")["extensions"]
+
+
+def test_stream_answers_every_request_with_its_id(server: Any) -> None:
+    """ModelStreamInfer: good and bad requests on one stream; each answer, errors too, carries
+    its request's id, so a client with many requests in flight knows which one failed."""
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    def request(rid: str, model: str, shape: list[int]) -> Any:
+        req = service_pb2.ModelInferRequest(model_name=model, id=rid)
+        req.inputs.add(name="input", datatype="FP32", shape=shape)
+        req.raw_input_contents.append(np.zeros(shape, np.float32).tobytes())
+        return req
+
+    sent = [request("a", "cnn", [1, 3, 32, 32]), request("b", "cnn", [1, 3, 31, 32]),
+            request("c", "nope", [1, 3, 32, 32]), request("d", "cnn", [2, 3, 32, 32])]
+    with grpc.insecure_channel(server.grpc_url) as channel:
+        answers = list(service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelStreamInfer(iter(sent), timeout=30))
+    by_id = {a.infer_response.id: a for a in answers}
+    assert sorted(by_id) == ["a", "b", "c", "d"]
+    assert not by_id["a"].error_message and list(by_id["d"].infer_response.outputs[0].shape)[0] == 2
+    assert "shape" in by_id["b"].error_message and by_id["b"].infer_response.model_name == "cnn"
+    assert "nope" in by_id["c"].error_message

@@ -134,9 +134,9 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                     raise InvalidArgumentError(f"request is not a valid ModelInferRequest: {msg.error}")
                 resp = pb.ModelStreamInferResponse(infer_response=encode_infer(await self.plane.infer(decode_infer(msg))))
             except ModelplexError as exc:
-                resp = pb.ModelStreamInferResponse(error_message=exc.message)
+                resp = _stream_error(msg, exc.message)
             except Exception as exc:  # answer every request, whatever happens
-                resp = pb.ModelStreamInferResponse(error_message=f"internal error: {exc}")
+                resp = _stream_error(msg, f"internal error: {exc}")
             await results.put(resp)
 
         async def feed() -> None:
@@ -160,6 +160,15 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                 yield item
         finally:
             feeder.cancel()
+
+
+def _stream_error(msg: Any, message: str) -> Any:
+    """A stream's error answer, carrying the request's model and id so that a client with many
+    requests on the stream can tell which one failed."""
+    if isinstance(msg, Undecodable):
+        return pb.ModelStreamInferResponse(error_message=message)
+    return pb.ModelStreamInferResponse(
+        error_message=message, infer_response=pb.ModelInferResponse(model_name=msg.model_name, model_version=msg.model_version, id=msg.id))
 
 
 @dataclass(frozen=True)

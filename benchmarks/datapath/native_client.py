@@ -1,0 +1,121 @@
+"""Binary HTTP against gRPC with a native client: Triton's perf_analyzer (C++) drives the server,
+so that the client's own cost per request is small on both protocols (the Python gRPC client of
+run.py costs about ten times the Python HTTP client's CPU per request on the same cores).
+
+    bash benchmarks/datapath/perf_analyzer_setup.sh ../perf-analyzer          # once
+    .venv/bin/python benchmarks/datapath/native_client.py --perf-analyzer ../perf-analyzer \
+        [--concurrency 1,8,32] [--rounds 3] [--seconds 4]
+
+The server is the same as run.py's (the small CNN alone, no configuration file, default
+settings), one per round; in each round every protocol is measured at every concurrency, the
+protocols' order rotated each round. perf_analyzer sends HTTP requests as binary tensors (the
+KServe binary extension) and gRPC requests as raw_input_contents, batch 1, and reports its
+throughput and p50 over its last windows once three in a row agree within 30 % (its default 10 %
+was not reached within its trials on this VM); CPU µs per request by process are over its whole
+run, per request the server says it answered. Writes benchmarks/results/datapath_native.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parents[1] / "tests" / "support")]
+
+import small_cnn  # noqa: E402
+from procs import cpu_seconds  # noqa: E402
+from run import server_pids  # noqa: E402
+from server import RunningServer, start_server  # noqa: E402
+
+PROTOCOLS = ("http", "grpc")
+
+
+def perf_point(pa: Path, srv: RunningServer, protocol: str, conc: int, seconds: float, tmp: Path) -> dict[str, object]:
+    """One perf_analyzer run at one concurrency; its CSV row and the CPU per request by process."""
+    url = srv.http_url if protocol == "http" else srv.grpc_url
+    out = tmp / f"pa-{protocol}-{conc}.csv"
+    cmd = [str(pa / "bin" / "perf_analyzer"), "-m", "small_cnn", "-u", url, "-i", protocol, "--concurrency-range", str(conc),
+           "--measurement-interval", str(int(seconds * 1000)), "--max-trials", "8", "--stability-percentage", "30", "-f", str(out)]
+    env = dict(os.environ, LD_LIBRARY_PATH=str(pa / "lib"))
+
+    def answered() -> int:
+        stats = srv.get_json("/v2/models/small_cnn/stats")["model_stats"][0]
+        return int(stats["inference_stats"]["success"]["count"])
+
+    pids = server_pids(srv.proc.pid)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    n0, cpu0 = answered(), cpu_seconds({**pids, "loadgen": [proc.pid]})
+    cpu1 = cpu0
+    while proc.poll() is None:  # the client's CPU can only be read while it lives
+        cpu1 = cpu_seconds({**pids, "loadgen": [proc.pid]})
+        try:
+            proc.wait(0.2)
+        except subprocess.TimeoutExpired:
+            pass
+    cpu_end = cpu_seconds(pids)
+    cpu1 = {**cpu_end, "loadgen": cpu1["loadgen"]}
+    text = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode != 0 or not out.exists():
+        raise RuntimeError(f"perf_analyzer failed ({proc.returncode}):\n{text[-2000:]}")
+    row = next(csv.DictReader(out.open()))
+    done = max(1, answered() - n0)
+    return {"client": f"perf_analyzer {protocol}", "concurrency": conc, "rps": float(row["Inferences/Second"]),
+            "p50_ms": float(row["p50 latency"]) / 1000, "p99_ms": float(row["p99 latency"]) / 1000, "errors": 0,
+            "cpu_us_per_request": {k: round((cpu1[k] - cpu0[k]) / done * 1e6, 1) for k in cpu0}}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--perf-analyzer", required=True, type=Path, help="the folder perf_analyzer_setup.sh made")
+    ap.add_argument("--concurrency", default="1,8,32", type=lambda s: [int(c) for c in s.split(",")])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=4.0, help="perf_analyzer's measurement window")
+    args = ap.parse_args()
+    if not (args.perf_analyzer / "bin" / "perf_analyzer").exists():
+        ap.error(f"no bin/perf_analyzer in {args.perf_analyzer}: run benchmarks/datapath/perf_analyzer_setup.sh first")
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        small_cnn.build(tmp / "models" / "small_cnn" / "1" / "model.onnx")
+        for r in range(args.rounds):
+            srv = start_server(tmp / "models", tmp / f"state-{r}")
+            try:
+                order = PROTOCOLS[r % 2:] + PROTOCOLS[:r % 2]
+                for conc in args.concurrency:
+                    for protocol in order:
+                        rows.append({**perf_point(args.perf_analyzer, srv, protocol, conc, args.seconds, tmp), "round": r})
+                        print(json.dumps(rows[-1]), flush=True)
+            finally:
+                srv.stop()
+    report = {"cpus": os.cpu_count(), "rounds": args.rounds, "modelplex": rows}
+    (HERE.parent / "results" / "datapath_native.json").write_text(json.dumps(report, indent=2))
+    print_native(rows)
+    return 0
+
+
+def print_native(rows: list[dict[str, object]]) -> None:
+    from report import each_round, median_round, by_point
+
+    lines = ["| client | in flight | req/s | p50 ms | p99 ms | gRPC / HTTP | req/s each round | client | frontend | workers |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    points = by_point(rows)
+    http = {g[0]["concurrency"]: median_round(g)["rps"] for g in points if g[0]["client"] == "perf_analyzer http"}
+    for group in sorted(points, key=lambda g: (g[0]["concurrency"], g[0]["client"])):
+        m = median_round(group)
+        us = m["cpu_us_per_request"]
+        ratio = f"{float(m['rps']) / float(http[m['concurrency']]):.2f}" if m["client"] == "perf_analyzer grpc" and m["concurrency"] in http else ""
+        lines.append(f"| {m['client']} | {m['concurrency']} | {m['rps']:.0f} | {m['p50_ms']:.3f} | {m['p99_ms']:.3f} | {ratio} | "
+                     f"{each_round(group)} | {us['loadgen']:.0f} | {us['frontend']:.0f} | {us['workers']:.0f} |")
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
