@@ -126,14 +126,14 @@ async def grpc_stream_callers(target: str, model: str, name: str, array: np.ndar
     import grpc
     from tritonclient.grpc import service_pb2
 
-    streams = []
+    streams, readers = [], []
     waiting: dict[str, asyncio.Future[bool]] = {}
     for _ in range(min(n, 4)):
         channel = grpc.aio.insecure_channel(target)
         stream = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer", request_serializer=None,
                                        response_deserializer=service_pb2.ModelStreamInferResponse.FromString)()
         streams.append(stream)
-        asyncio.ensure_future(_read_stream(stream, waiting))
+        readers.append(asyncio.ensure_future(_read_stream(stream, waiting)))
     locks = [asyncio.Lock() for _ in streams]
     calls: list[Call] = []
     for i in range(n):
@@ -142,10 +142,17 @@ async def grpc_stream_callers(target: str, model: str, name: str, array: np.ndar
         req.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
 
         async def call(stream: object = streams[i % len(streams)], lock: asyncio.Lock = locks[i % len(streams)],
-                       payload: bytes = req.SerializeToString(), key: str = str(i)) -> bool:
+                       reader: asyncio.Future[None] = readers[i % len(streams)], payload: bytes = req.SerializeToString(),
+                       key: str = str(i)) -> bool:
+            if reader.done():
+                return False  # the stream ended: nobody would answer
             answer = waiting[key] = asyncio.get_running_loop().create_future()
-            async with lock:  # grpc.aio takes one write at a time on a stream
-                await stream.write(payload)  # type: ignore[attr-defined]
+            try:
+                async with lock:  # grpc.aio takes one write at a time on a stream
+                    await stream.write(payload)  # type: ignore[attr-defined]
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                waiting.pop(key, None)
+                return False
             return await answer
 
         calls.append(call)
