@@ -1,6 +1,7 @@
 """Binary HTTP against gRPC with a native client: Triton's perf_analyzer (C++) drives the server,
-so that the client's own cost per request is small on both protocols (the Python gRPC client of
-run.py costs about ten times the Python HTTP client's CPU per request on the same cores).
+so that neither protocol is measured through a Python client (run.py's Python gRPC client costs
+five to ten times its HTTP client's CPU per request on the same cores; perf_analyzer's own CPU
+per request is in the table too).
 
     bash benchmarks/datapath/perf_analyzer_setup.sh ../perf-analyzer          # once
     .venv/bin/python benchmarks/datapath/native_client.py --perf-analyzer ../perf-analyzer \
