@@ -91,15 +91,20 @@ async def http_callers(host: str, port: int, raw: bytes, n: int) -> list[Call]:
 
 
 # ---- gRPC ------------------------------------------------------------------------------------
-async def grpc_callers(target: str, model: str, name: str, array: np.ndarray, datatype: str, n: int) -> list[Call]:
-    import grpc
+def _infer_request(model: str, name: str, array: np.ndarray, datatype: str, request_id: str = "") -> bytes:
+    """A serialized ModelInferRequest of one input, its tensor in raw_input_contents."""
     from tritonclient.grpc import service_pb2
 
-    req = service_pb2.ModelInferRequest(model_name=model)
-    t = req.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
-    del t
+    req = service_pb2.ModelInferRequest(model_name=model, id=request_id)
+    req.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
     req.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
-    payload = req.SerializeToString()
+    return bytes(req.SerializeToString())
+
+
+async def grpc_callers(target: str, model: str, name: str, array: np.ndarray, datatype: str, n: int) -> list[Call]:
+    import grpc
+
+    payload = _infer_request(model, name, array, datatype)
     calls: list[Call] = []
     # a few channels (HTTP/2 connections) shared by the callers, like a real client pool
     channels = [grpc.aio.insecure_channel(target) for _ in range(min(n, 4))]
@@ -137,12 +142,9 @@ async def grpc_stream_callers(target: str, model: str, name: str, array: np.ndar
     locks = [asyncio.Lock() for _ in streams]
     calls: list[Call] = []
     for i in range(n):
-        req = service_pb2.ModelInferRequest(model_name=model, id=str(i))
-        req.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
-        req.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
-
         async def call(stream: object = streams[i % len(streams)], lock: asyncio.Lock = locks[i % len(streams)],
-                       reader: asyncio.Future[None] = readers[i % len(streams)], payload: bytes = req.SerializeToString(),
+                       reader: asyncio.Future[None] = readers[i % len(streams)],
+                       payload: bytes = _infer_request(model, name, array, datatype, str(i)),
                        key: str = str(i)) -> bool:
             if reader.done():
                 return False  # the stream ended: nobody would answer

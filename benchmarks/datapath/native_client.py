@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1] / "tests" / "support")]
 
 import small_cnn  # noqa: E402
-from procs import cpu_seconds  # noqa: E402
+from procs import MODEL, answered, cpu_seconds  # noqa: E402
 from run import server_pids  # noqa: E402
 from server import RunningServer, start_server  # noqa: E402
 
@@ -43,31 +43,27 @@ def perf_point(pa: Path, srv: RunningServer, protocol: str, conc: int, seconds: 
     """One perf_analyzer run at one concurrency; its CSV row and the CPU per request by process."""
     url = srv.http_url if protocol == "http" else srv.grpc_url
     out = tmp / f"pa-{protocol}-{conc}.csv"
-    cmd = [str(pa / "bin" / "perf_analyzer"), "-m", "small_cnn", "-u", url, "-i", protocol, "--concurrency-range", str(conc),
+    cmd = [str(pa / "bin" / "perf_analyzer"), "-m", MODEL, "-u", url, "-i", protocol, "--concurrency-range", str(conc),
            "--measurement-interval", str(int(seconds * 1000)), "--max-trials", "8", "--stability-percentage", "30", "-f", str(out)]
     env = dict(os.environ, LD_LIBRARY_PATH=str(pa / "lib"))
 
-    def answered() -> int:
-        stats = srv.get_json("/v2/models/small_cnn/stats")["model_stats"][0]
-        return int(stats["inference_stats"]["success"]["count"])
-
     pids = server_pids(srv.proc.pid)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    n0, cpu0 = answered(), cpu_seconds({**pids, "loadgen": [proc.pid]})
-    cpu1 = cpu0
-    while proc.poll() is None:  # the client's CPU can only be read while it lives
-        cpu1 = cpu_seconds({**pids, "loadgen": [proc.pid]})
-        try:
-            proc.wait(0.2)
-        except subprocess.TimeoutExpired:
-            pass
-    cpu_end = cpu_seconds(pids)
-    cpu1 = {**cpu_end, "loadgen": cpu1["loadgen"]}
-    text = proc.stdout.read() if proc.stdout else ""
+    log_path = tmp / f"pa-{protocol}-{conc}.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        n0, cpu0 = answered(srv), cpu_seconds({**pids, "loadgen": [proc.pid]})
+        client_s = cpu0["loadgen"]
+        while proc.poll() is None:  # the client's CPU can only be read while it lives
+            client_s = cpu_seconds({"loadgen": [proc.pid]})["loadgen"]
+            try:
+                proc.wait(0.2)
+            except subprocess.TimeoutExpired:
+                pass
+    cpu1 = {**cpu_seconds(pids), "loadgen": client_s}
     if proc.returncode != 0 or not out.exists():
-        raise RuntimeError(f"perf_analyzer failed ({proc.returncode}):\n{text[-2000:]}")
-    row = next(csv.DictReader(out.open()))
-    done = max(1, answered() - n0)
+        raise RuntimeError(f"perf_analyzer failed ({proc.returncode}):\n{log_path.read_text()[-2000:]}")
+    row = next(csv.DictReader(out.open()))  # a failed request stops perf_analyzer (above): none here
+    done = max(1, answered(srv) - n0)
     return {"client": f"perf_analyzer {protocol}", "concurrency": conc, "rps": float(row["Inferences/Second"]),
             "p50_ms": float(row["p50 latency"]) / 1000, "p99_ms": float(row["p99 latency"]) / 1000, "errors": 0,
             "cpu_us_per_request": {k: round((cpu1[k] - cpu0[k]) / done * 1e6, 1) for k in cpu0}}

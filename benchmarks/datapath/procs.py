@@ -7,9 +7,24 @@ import os
 import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import psutil
+
+MODEL = "small_cnn"  # the model every datapath benchmark serves (small_cnn.py)
+
+
+class Stats(Protocol):
+    """What a served model's statistics are read through (tests/support's RunningServer)."""
+
+    def get_json(self, path: str) -> Any: ...
+
+
+def answered(srv: Stats) -> int:
+    """Requests the server says it answered successfully so far (its statistics extension)."""
+    stats = srv.get_json(f"/v2/models/{MODEL}/stats")["model_stats"][0]
+    return int(stats["inference_stats"]["success"]["count"])
 
 
 def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:

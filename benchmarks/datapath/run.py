@@ -42,7 +42,7 @@ import psutil  # noqa: E402
 
 import small_cnn  # noqa: E402
 from run_serving import in_process  # noqa: E402
-from procs import cpu_seconds, load_process  # noqa: E402
+from procs import answered, cpu_seconds, load_process  # noqa: E402
 from server import start_server  # noqa: E402
 
 X = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
@@ -56,20 +56,20 @@ def server_pids(srv_pid: int) -> dict[str, list[int]]:
 
 
 def measure_point(target: dict[str, object], client: str, conc: int, duration_s: float, warmup_s: float,
-                  answered: "Callable[[], int] | None", pids: dict[str, list[int]]) -> dict[str, object]:
+                  count_answered: "Callable[[], int] | None", pids: dict[str, list[int]]) -> dict[str, object]:
     """One closed-loop point; CPU per process over the measured window, per request the server
-    says it answered in that window (`answered` None: per request the load generator counted)."""
+    says it answered in that window (`count_answered` None: per request the load generator counted)."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=load_process, args=(child, target, client, conc, duration_s, warmup_s, X))
     proc.start()
     time.sleep(warmup_s)
-    n0, cpu0 = answered() if answered else 0, cpu_seconds({**pids, "loadgen": [proc.pid]})
+    n0, cpu0 = count_answered() if count_answered else 0, cpu_seconds({**pids, "loadgen": [proc.pid]})
     time.sleep(duration_s)
-    n1, cpu1 = answered() if answered else 0, cpu_seconds({**pids, "loadgen": [proc.pid]})
+    n1, cpu1 = count_answered() if count_answered else 0, cpu_seconds({**pids, "loadgen": [proc.pid]})
     summary = parent.recv()
     proc.join(30)
-    if answered is None:
+    if count_answered is None:
         n1 = n0 + int(summary["requests"])
     done = max(1, n1 - n0)
     us = {k: round((cpu1[k] - cpu0[k]) / done * 1e6, 1) for k in cpu0}
@@ -87,15 +87,11 @@ def serve_points(args: argparse.Namespace, repo: Path, state: Path, src: str | N
     try:
         pids = server_pids(srv.proc.pid)
 
-        def answered() -> int:
-            stats = srv.get_json("/v2/models/small_cnn/stats")["model_stats"][0]
-            return int(stats["inference_stats"]["success"]["count"])
-
         target = {"host": "127.0.0.1", "port": srv.http_port, "grpc": srv.grpc_url, "model": "small_cnn"}
         rows = []
         for conc in args.concurrency:
             for client in args.clients:
-                rows.append(measure_point(target, client, conc, args.duration, 1.0, answered, pids))
+                rows.append(measure_point(target, client, conc, args.duration, 1.0, lambda: answered(srv), pids))
                 print(json.dumps(rows[-1]), flush=True)
         return rows
     finally:

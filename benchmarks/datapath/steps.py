@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 import small_cnn  # noqa: E402
-from procs import load_process  # noqa: E402
+from procs import answered, load_process  # noqa: E402
 from server import start_server  # noqa: E402
 
 # (step, path fragments of its frames); a sample goes to the first step found from the innermost frame out
@@ -75,16 +75,12 @@ def profile_one(src: str | None, client: str, conc: int, seconds: float, spy: st
         os.sched_setaffinity(load.pid, {1})
         time.sleep(2.0)
 
-        def answered() -> int:
-            stats = srv.get_json("/v2/models/small_cnn/stats")["model_stats"][0]
-            return int(stats["inference_stats"]["success"]["count"])
-
         front = psutil.Process(srv.proc.pid)
-        n0, c0 = answered(), sum(front.cpu_times()[:2])
+        n0, c0 = answered(srv), sum(front.cpu_times()[:2])
         out = tmp / f"spy-{client}-{bool(src)}.txt"
         subprocess.run([spy, "record", "--pid", str(srv.proc.pid), "-d", str(int(seconds)), "-r", "250", "--format", "raw",
                         "-o", str(out), "--nonblocking"], capture_output=True, check=True)
-        n1, c1 = answered(), sum(front.cpu_times()[:2])
+        n1, c1 = answered(srv), sum(front.cpu_times()[:2])
         parent.recv()
         load.join(30)
         return (c1 - c0) / max(1, n1 - n0) * 1e6, classify(out.read_text())
