@@ -178,7 +178,7 @@ def step_experiment(repo: Path, profiles_path: Path, state: Path, models: list[s
     total = live_summary(res, models, slo_ms, 0.0, 25.0)
     # the simulator's prediction: the same controller, policy, profiles and trace
     profiles = [p for p in read_export(profiles_path) if p.model in mix]
-    ctl = Controller(slo_ms, lambda d: make_plan(d, profiles, [CPU], policy="elastic"), ControllerConfig())
+    ctl = Controller(slo_ms, lambda d, _frontend_us: make_plan(d, profiles, [CPU], policy="elastic"), ControllerConfig())
     expected_rps = {m: low_rps * mix[m] / sum(mix.values()) for m in models}
     sim = simulate_replanning(ctl, profiles, (times, idx), 25.0, expected_rps, SimConfig(seed=seed), batching)
     sim_after = [t for (t, r), (_, prev) in zip(sim.replans[1:], sim.replans) if t >= 10.0 and diff(prev.plan, r.plan).changes_workers]

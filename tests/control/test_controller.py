@@ -15,7 +15,7 @@ from modelplex.core.plan import Plan
 
 
 def fake_planner(calls: list[tuple[Demand, ...]]) -> object:
-    def planner(demands: Sequence[Demand]) -> Plan:
+    def planner(demands: Sequence[Demand], frontend_us: float) -> Plan:
         calls.append(tuple(demands))
         return Plan("fake", (DeviceSpec("cpu0", DeviceKind.CPU, 2),), ())
 
@@ -86,7 +86,7 @@ def test_target_rate_headroom(rate: float, expected: float) -> None:
 def test_failed_planning_backs_off() -> None:
     attempts: list[float] = []
 
-    def failing(demands: Sequence[Demand]) -> Plan:
+    def failing(demands: Sequence[Demand], frontend_us: float) -> Plan:
         attempts.append(demands[0].rate_rps)
         raise ValueError("cannot place")
 

@@ -21,7 +21,7 @@ DEVICES = [DeviceSpec("cpu0", DeviceKind.CPU, 2)]
 
 
 def controller() -> Controller:
-    def planner(demands: Sequence[Demand]) -> Plan:
+    def planner(demands: Sequence[Demand], frontend_us: float) -> Plan:  # the simulator has no frontend
         return make_plan(demands, PROFILES, DEVICES, policy="elastic")
 
     return Controller(SLO, planner, ControllerConfig(alpha=0.5, min_interval_s=1.0))

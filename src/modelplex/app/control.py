@@ -19,6 +19,7 @@ from modelplex.core.model import ModelConfig
 from modelplex.core.plan import Plan
 from modelplex.core.profile import Profile
 from modelplex.planning import plan as make_plan
+from modelplex.planning.frontend import kept_cores, plan_beside_frontend
 from modelplex.serving.dataplane import DataPlane
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,9 @@ def build_controller(
     configs: Sequence[ModelConfig], policy: str, profiles: Sequence[Profile], devices: Sequence[DeviceSpec],
     config: ControllerConfig,
 ) -> Controller:
-    """The pure re-planning controller for the models of a repository (each needs an slo_ms)."""
+    """The pure re-planning controller for the models of a repository (each needs an slo_ms). On
+    a CPU host its plans keep cores for the frontend (planning.frontend), for the CPU per request
+    the controller measures."""
     slo_ms: dict[str, float] = {}
     for c in configs:
         slo = c.batching.slo_ms
@@ -50,8 +53,9 @@ def build_controller(
         slo_ms[c.model.name] = slo
     chosen, kept_profiles, kept_devices = policy, list(profiles), list(devices)
 
-    def planner(demands: Sequence[Demand]) -> Plan:
-        return make_plan(demands, kept_profiles, kept_devices, policy=chosen)
+    def planner(demands: Sequence[Demand], frontend_us: float) -> Plan:
+        return plan_beside_frontend(lambda devs: make_plan(demands, kept_profiles, devs, policy=chosen),
+                                    kept_devices, demands, frontend_us)
 
     return Controller(slo_ms, planner, config)
 
@@ -67,6 +71,7 @@ class PlanDriver:
     replanning: bool = True  # False: keep the initial plan
     log: list[AppliedPlan] = field(default_factory=list)  # what was applied, in order
     _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _cpu_mark_s: float = field(default_factory=time.process_time, init=False)  # this process's CPU at the last report
 
     async def start(self) -> None:
         """Apply the initial plan, then watch rates in the background."""
@@ -83,6 +88,8 @@ class PlanDriver:
         now = self.plane.clock.now()
         return {
             "policy": self.policy,
+            "frontend": {"us_per_request": round(self.controller.frontend.us_per_request, 1),
+                         "samples": self.controller.frontend.samples, "kept_cores": self.frontend_cores()},
             "rates_rps": {m: round(r, 2) for m, r in self.controller.rates.rates(now).items()},
             "planned_for_rps": {m: round(r, 2) for m, r in self.controller.planned_for.items()},
             "replans": [
@@ -92,6 +99,13 @@ class PlanDriver:
                 for a in self.log[-20:]
             ],
         }
+
+    def frontend_cores(self) -> list[int]:
+        """The host cores the running plan leaves to this process (no slice uses them)."""
+        plan = self.plane.plan
+        if plan is None:
+            return []
+        return [self.plane.cpus[c] for cores in kept_cores(plan).values() for c in cores if c < len(self.plane.cpus)]
 
     def _decide(self, fn: Callable[[float], Replan | None]) -> tuple[Replan | None, float]:
         t0 = time.perf_counter()
@@ -109,10 +123,11 @@ class PlanDriver:
             self.plane.decisions.record(
                 replan.at_s, "planner", "initial plan" if not self.log[:-1] else "re-plan",
                 (f"{replan.reason}: " if self.log[:-1] else "") + f"{len(replan.plan.slices)} slices ({applied.started} started, {applied.kept} kept, "
-                f"{applied.drained} retired), planned in {plan_s * 1e3:.1f} ms, switched in {applied.switch_s:.2f} s")
-            log.info("applied plan (%s): %d slices (%d started, %d kept, %d retired), planned in %.1f ms, switched in %.2f s",
+                f"{applied.drained} retired), planned in {plan_s * 1e3:.1f} ms, switched in {applied.switch_s:.2f} s; "
+                + self._frontend_words(replan))
+            log.info("applied plan (%s): %d slices (%d started, %d kept, %d retired), planned in %.1f ms, switched in %.2f s; %s",
                      replan.reason, len(replan.plan.slices), applied.started, applied.kept, applied.drained,
-                     plan_s * 1e3, applied.switch_s)
+                     plan_s * 1e3, applied.switch_s, self._frontend_words(replan))
         except Exception as exc:  # keep serving the old plan
             self.log.append(AppliedPlan(replan.reason, replan.at_s, plan_s, 0.0, len(replan.plan.slices), error=str(exc)))
             self.plane.decisions.record(replan.at_s, "planner", "re-plan", f"{replan.reason}: not applied: {exc}", ok=False)
@@ -120,9 +135,17 @@ class PlanDriver:
         finally:
             self.controller.applied(replan, self.plane.clock.now())
 
+    def _frontend_words(self, replan: Replan) -> str:
+        cores = self.frontend_cores()
+        kept = f"core(s) {cores} left to the frontend" if cores else "no core left to the frontend alone"
+        return f"{kept} (it costs {replan.frontend_us:.0f} µs of CPU per request)"
+
     async def _loop(self) -> None:
         while True:
             await self.plane.clock.sleep(self.controller.config.sample_s)
+            cpu_s = time.process_time()
+            self.controller.frontend_cpu(cpu_s - self._cpu_mark_s)
+            self._cpu_mark_s = cpu_s
             try:
                 decided = self._decide(self.controller.step)
             except Exception as exc:  # e.g. demand the policy cannot place: keep the old plan

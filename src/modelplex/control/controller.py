@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from modelplex.core.demand import Demand
 from modelplex.core.plan import Plan
+from modelplex.control.frontend_load import FrontendLoad
 from modelplex.control.rates import RateEstimator
 
 
@@ -41,9 +42,10 @@ class Replan:
     demands: tuple[Demand, ...]  # the demand it was made for
     reason: str  # why now, for logs and status
     at_s: float  # when it was decided
+    frontend_us: float = 0.0  # the frontend's CPU µs per request the plan was made with
 
 
-PlanFn = Callable[[Sequence[Demand]], Plan]
+PlanFn = Callable[[Sequence[Demand], float], Plan]  # (demands, the frontend's CPU µs per request) -> plan
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Controller:
     config: ControllerConfig = field(default_factory=ControllerConfig)  # thresholds
     rates: RateEstimator = field(init=False)  # smoothed arrival rates
     planned_for: dict[str, float] = field(default_factory=dict)  # rate each model's plan assumed
+    frontend: FrontendLoad = field(default_factory=FrontendLoad)  # the frontend's measured CPU per request
     pending: Replan | None = field(default=None, init=False)  # decided, not yet applied
     last_replan_s: float = field(default=float("-inf"), init=False)  # when the last was decided
     history: list[Replan] = field(default_factory=list, init=False)  # every decision made
@@ -66,6 +69,11 @@ class Controller:
 
     def observe(self, model: str, now: float, count: int = 1) -> None:
         self.rates.observe(model, now, count)
+        self.frontend.arrived(count)
+
+    def frontend_cpu(self, cpu_s: float) -> None:
+        """The frontend process spent `cpu_s` CPU seconds since its last report (each interval)."""
+        self.frontend.cpu_used(cpu_s)
 
     def target_rate(self, smoothed_rps: float) -> float:
         c = self.config
@@ -110,11 +118,11 @@ class Controller:
     def _decide(self, targets: dict[str, float], reason: str, now: float) -> Replan:
         demands = tuple(Demand(m, targets[m], self.slo_ms[m]) for m in sorted(self.slo_ms))
         try:
-            plan = self.planner(demands)
+            plan = self.planner(demands, self.frontend.us_per_request)
         except Exception:
             self.last_replan_s = now  # back off for min_interval_s before trying again
             raise
-        replan = Replan(plan, demands, reason, now)
+        replan = Replan(plan, demands, reason, now, self.frontend.us_per_request)
         self.planned_for = dict(targets)
         self.pending = replan
         self.last_replan_s = now

@@ -19,6 +19,7 @@ from modelplex.core.plan import Plan
 from modelplex.dispatch.router import Router
 from modelplex.dispatch.scheduler import Lane, SliceScheduler, make_lane
 from modelplex.planning.diff import diff
+from modelplex.planning.frontend import kept_cores
 from modelplex.planning.service import ServiceModel
 from modelplex.runtime.clock import Clock
 from modelplex.runtime.executor import Executor
@@ -92,6 +93,8 @@ class SliceSet:
             running = self._running_plan()
             d = diff(running, plan)
             tables = self.service.tables(plan) if self.service is not None else {}
+            frontend = self.frontend_cpus or frozenset(self.cpus[c] for cores in kept_cores(plan).values()
+                                                       for c in cores if c < len(self.cpus))
             fresh: dict[str, SliceRunner] = {}
             for start in d.start:
                 spec = self._host_spec(start.slice)
@@ -101,7 +104,7 @@ class SliceSet:
                     for a in d.models_on(start.slice_id)
                 ]
                 models = [books[a.model] for a in d.models_on(start.slice_id)]
-                fresh[start.slice_id] = self._runner(spec, models, lanes, start.duty_cycle_ms, start.processes)
+                fresh[start.slice_id] = self._runner(spec, models, lanes, start.duty_cycle_ms, start.processes, frontend)
             await self._start_all(list(fresh.values()), "plan not applied")
             # The switch: one synchronous step, so every request sees either the old or new routes.
             by_plan_id = dict(fresh)
@@ -224,12 +227,16 @@ class SliceSet:
 
     # ---- internals -----------------------------------------------------------------------
     def _runner(
-        self, spec: SliceSpec, books: list[ModelBook], lanes: list[Lane], duty_cycle_ms: float = 0.0, processes: int = 1
+        self, spec: SliceSpec, books: list[ModelBook], lanes: list[Lane], duty_cycle_ms: float = 0.0, processes: int = 1,
+        frontend: frozenset[int] | None = None,
     ) -> SliceRunner:
+        """A runner for `spec`; it owns its cores when they are not among `frontend`'s, the cores
+        left to the frontend (by default the server's; under a plan, those no slice uses)."""
         self._seq += 1
         slice_id = f"{spec.device_id}/s{self._seq}"
         scheduler: SliceScheduler[Pending] = SliceScheduler(slice_id, lanes, duty_cycle_ms, processes)
-        own = bool(self.frontend_cpus) and bool(spec.cpus) and not self.frontend_cpus & set(spec.cpus)
+        frontend = self.frontend_cpus if frontend is None else frontend
+        own = bool(frontend) and bool(spec.cpus) and not frontend & set(spec.cpus)
         runner = SliceRunner(slice_id, spec, books, scheduler, self.executor, self.clock, own_cores=own)
         self._all[slice_id] = runner
         return runner
