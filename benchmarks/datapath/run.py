@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/datapath/run.py [--duration 5] [--concurrency 1,8,32]
         [--clients http-binary,http-json,grpc] [--base-src DIR] [--mlserver VENV] [--label NAME]
-        [--variant "NAME=SERVER ARGS" ...] [--rounds 3]
+        [--variant "NAME=SERVER ARGS" ...] [--rounds 3] [--server-args "ARGS"] [--slo-ms MS]
 
 The server is started on a repository holding the model alone with no configuration file (what a
 user gets with `modelplex serve --repository R`). The load generator runs in its own process, so
@@ -10,7 +10,10 @@ that the CPU time of the load generator, the frontend and every worker is measur
 per request = that process's CPU seconds in the measured window / requests the server answered in
 that window (its own statistics). `--base-src` also serves another checkout's `src` in the same run
 (the before column of a before/after table). `--variant "both cores=--cpus 0-1"` also serves this
-checkout with those `modelplex serve` arguments, in the same run (repeatable).
+checkout with those `modelplex serve` arguments, in the same run (repeatable). `--server-args`
+go to every modelplex server (this checkout, `--base-src`, the variants); `--slo-ms` writes the
+model a config.yaml with that SLO, which a `--policy` needs (then each server profiles the model
+on its first start, with the quick preset, before it is measured).
 `--mlserver VENV` also measures MLServer's best configuration from that virtual environment
 (benchmarks/datapath/mlserver_setup.sh makes it). Writes benchmarks/results/datapath[_LABEL].json.
 
@@ -76,14 +79,16 @@ def measure_point(target: dict[str, object], client: str, conc: int, duration_s:
     return {"client": client, "concurrency": conc, **summary, "server_answered": n1 - n0, "cpu_us_per_request": us}
 
 
-def write_repo(root: Path) -> str:
+def write_repo(root: Path, slo_ms: float | None = None) -> str:
     model = small_cnn.build(root / "models" / "small_cnn" / "1" / "model.onnx")
+    if slo_ms is not None:
+        (root / "models" / "small_cnn" / "config.yaml").write_text(f"slo_ms: {slo_ms}\n")
     return str(model)
 
 
 def serve_points(args: argparse.Namespace, repo: Path, state: Path, src: str | None, extra: list[str] | None = None) -> list[dict[str, object]]:
     env = {"PYTHONPATH": str(Path(src).resolve())} if src else None
-    srv = start_server(repo, state, extra, env_extra=env)
+    srv = start_server(repo, state, [*args.server_args, *(extra or [])], timeout_s=600.0, env_extra=env)
     try:
         pids = server_pids(srv.proc.pid)
 
@@ -145,13 +150,18 @@ def main() -> int:
     ap.add_argument("--variant", action="append", default=[], type=_variant,
                     help='"NAME=SERVER ARGS": also serve this checkout with these arguments (repeatable)')
     ap.add_argument("--rounds", type=int, default=1, help="measure everything this many times, in a rotated order each round")
+    ap.add_argument("--server-args", default=[], type=str.split, help='"ARGS" for every modelplex server, e.g. "--policy elastic"')
+    ap.add_argument("--slo-ms", type=float, help="write the model a config.yaml with this slo_ms (a --policy needs one)")
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
+    if args.slo_ms is not None and not args.slo_ms > 0:
+        ap.error("--slo-ms must be positive")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model_path = write_repo(root)
-        report: dict[str, object] = {"cpus": os.cpu_count(), "rounds": args.rounds, **run_rounds(args, root, model_path)}
+        model_path = write_repo(root, args.slo_ms)
+        report: dict[str, object] = {"cpus": os.cpu_count(), "rounds": args.rounds, "server_args": args.server_args,
+                                     "slo_ms": args.slo_ms, **run_rounds(args, root, model_path)}
     out = HERE.parent / "results" / f"datapath{'_' + args.label if args.label else ''}.json"
     out.write_text(json.dumps(report, indent=2))
     from report import print_tables

@@ -39,6 +39,7 @@ from modelplex.core.devices import DeviceKind, DeviceSpec  # noqa: E402
 from modelplex.core.errors import ModelplexError  # noqa: E402
 from modelplex.core.plan import Plan  # noqa: E402
 from modelplex.planning import plan as make_plan  # noqa: E402
+from modelplex.planning.frontend import planner_beside_frontend  # noqa: E402
 from modelplex.profiling.storage import read_export  # noqa: E402
 from modelplex.repository.examples import example_inputs, write_examples  # noqa: E402
 from modelplex.repository.folders import load_model_config  # noqa: E402
@@ -178,7 +179,7 @@ def step_experiment(repo: Path, profiles_path: Path, state: Path, models: list[s
     total = live_summary(res, models, slo_ms, 0.0, 25.0)
     # the simulator's prediction: the same controller, policy, profiles and trace
     profiles = [p for p in read_export(profiles_path) if p.model in mix]
-    ctl = Controller(slo_ms, lambda d, _frontend_us: make_plan(d, profiles, [CPU], policy="elastic"), ControllerConfig())
+    ctl = Controller(slo_ms, planner_beside_frontend("elastic", profiles, [CPU]), ControllerConfig())  # as the server plans
     expected_rps = {m: low_rps * mix[m] / sum(mix.values()) for m in models}
     sim = simulate_replanning(ctl, profiles, (times, idx), 25.0, expected_rps, SimConfig(seed=seed), batching)
     sim_after = [t for (t, r), (_, prev) in zip(sim.replans[1:], sim.replans) if t >= 10.0 and diff(prev.plan, r.plan).changes_workers]

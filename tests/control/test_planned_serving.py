@@ -129,6 +129,10 @@ def test_initial_plan_is_served_and_status_agrees(planned_server: RunningServer)
     _agrees(planned_server, plan)
     slices = {s["slice_id"] for s in doc["slices"]}
     assert len(slices) == len(plan.slices)
+    # both models fit on one core at 20 req/s: the plan leaves core 0 to the frontend
+    frontend = doc["controller"]["frontend"]
+    assert frontend["kept_cores"] == [0] and frontend["us_per_request"] > 0
+    assert all(0 not in s["cpus"] for s in doc["slices"])
 
 
 def test_applying_a_plan_starts_exactly_its_workers(planned_server: RunningServer) -> None:

@@ -9,7 +9,8 @@ import pytest
 from modelplex.core import Demand, DeviceKind, DeviceSpec
 from modelplex.core.plan import Plan
 from modelplex.planning import plan as make_plan
-from modelplex.planning.frontend import frontend_cores, frontend_load, kept_cores, plan_beside_frontend
+from modelplex.planning.frontend import (
+    frontend_cores, frontend_load, kept_cores, plan_beside_frontend, planner_beside_frontend)
 from modelplex.planning.synthetic import cpu_profile, gpu_profile
 
 PROFILES = [cpu_profile("mobilenetv2", 8)]
@@ -24,7 +25,7 @@ def demand(rate_rps: float) -> list[Demand]:
 
 
 def planned(devices: Sequence[DeviceSpec], demands: list[Demand], us: float) -> Plan:
-    return plan_beside_frontend(lambda devs: make_plan(demands, PROFILES, devs), devices, demands, us)
+    return planner_beside_frontend("elastic", PROFILES, devices)(demands, us)
 
 
 @pytest.mark.parametrize("rate, us, capacity, cores", [

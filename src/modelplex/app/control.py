@@ -18,8 +18,7 @@ from modelplex.core.errors import InvalidArgumentError
 from modelplex.core.model import ModelConfig
 from modelplex.core.plan import Plan
 from modelplex.core.profile import Profile
-from modelplex.planning import plan as make_plan
-from modelplex.planning.frontend import kept_cores, plan_beside_frontend
+from modelplex.planning.frontend import kept_cores, planner_beside_frontend
 from modelplex.serving.dataplane import DataPlane
 
 log = logging.getLogger(__name__)
@@ -51,13 +50,7 @@ def build_controller(
         if slo is None:
             raise InvalidArgumentError(f"model {c.model.name} has no slo_ms; planning needs one (config.yaml)")
         slo_ms[c.model.name] = slo
-    chosen, kept_profiles, kept_devices = policy, list(profiles), list(devices)
-
-    def planner(demands: Sequence[Demand], frontend_us: float) -> Plan:
-        return plan_beside_frontend(lambda devs: make_plan(demands, kept_profiles, devs, policy=chosen),
-                                    kept_devices, demands, frontend_us)
-
-    return Controller(slo_ms, planner, config)
+    return Controller(slo_ms, planner_beside_frontend(policy, profiles, devices), config)
 
 
 @dataclass

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from modelplex.core.demand import Demand
 from modelplex.core.devices import DeviceKind, DeviceSpec
 from modelplex.core.plan import Plan
+from modelplex.planning import plan as make_plan
+from modelplex.planning.context import Profiles
 
 TARGET_UTIL = 0.8  # a core kept for the frontend is planned at most this busy
 UNSERVED_EPS_RPS = 1e-6  # below this, a plan's unserved traffic is rounding
@@ -59,6 +61,20 @@ def plan_beside_frontend(plan_on: PlanOn, devices: Sequence[DeviceSpec], demands
         if sum(trial.unserved.values()) <= UNSERVED_EPS_RPS:
             return shift_cores(trial, host, keep)
     return plan_on(devices)
+
+
+def planner_beside_frontend(policy: str, profiles: Profiles, devices: Sequence[DeviceSpec]
+                            ) -> Callable[[Sequence[Demand], float], Plan]:
+    """The named policy over fixed profiles and devices, as the controller calls it:
+    (demands, the frontend's CPU µs per request) -> a plan beside the frontend."""
+    kept_profiles = dict(profiles) if isinstance(profiles, Mapping) else list(profiles)
+    kept_devices = list(devices)
+
+    def planner(demands: Sequence[Demand], us_per_request: float) -> Plan:
+        return plan_beside_frontend(lambda devs: make_plan(demands, kept_profiles, devs, policy=policy),
+                                    kept_devices, demands, us_per_request)
+
+    return planner
 
 
 def shift_cores(plan: Plan, host: DeviceSpec, keep: int) -> Plan:
