@@ -18,7 +18,7 @@ from modelplex.core.errors import InvalidArgumentError
 from modelplex.core.model import ModelConfig
 from modelplex.core.plan import Plan
 from modelplex.core.profile import Profile
-from modelplex.planning.frontend import kept_cores, planner_beside_frontend
+from modelplex.planning.frontend import planner_beside_frontend
 from modelplex.serving.dataplane import DataPlane
 
 log = logging.getLogger(__name__)
@@ -96,9 +96,7 @@ class PlanDriver:
     def frontend_cores(self) -> list[int]:
         """The host cores the running plan leaves to this process (no slice uses them)."""
         plan = self.plane.plan
-        if plan is None:
-            return []
-        return [self.plane.cpus[c] for cores in kept_cores(plan).values() for c in cores if c < len(self.plane.cpus)]
+        return [] if plan is None else sorted(self.plane.slices.left_to_frontend(plan))
 
     def _decide(self, fn: Callable[[float], Replan | None]) -> tuple[Replan | None, float]:
         t0 = time.perf_counter()
@@ -111,16 +109,17 @@ class PlanDriver:
             return
         try:
             applied = await self.plane.apply_plan(replan.plan)
+            frontend = self._frontend_words(replan)
             self.log.append(AppliedPlan(replan.reason, replan.at_s, plan_s, applied.switch_s, len(replan.plan.slices),
                                         applied.changes_workers))
             self.plane.decisions.record(
                 replan.at_s, "planner", "initial plan" if not self.log[:-1] else "re-plan",
                 (f"{replan.reason}: " if self.log[:-1] else "") + f"{len(replan.plan.slices)} slices ({applied.started} started, {applied.kept} kept, "
                 f"{applied.drained} retired), planned in {plan_s * 1e3:.1f} ms, switched in {applied.switch_s:.2f} s; "
-                + self._frontend_words(replan))
+                + frontend)
             log.info("applied plan (%s): %d slices (%d started, %d kept, %d retired), planned in %.1f ms, switched in %.2f s; %s",
                      replan.reason, len(replan.plan.slices), applied.started, applied.kept, applied.drained,
-                     plan_s * 1e3, applied.switch_s, self._frontend_words(replan))
+                     plan_s * 1e3, applied.switch_s, frontend)
         except Exception as exc:  # keep serving the old plan
             self.log.append(AppliedPlan(replan.reason, replan.at_s, plan_s, 0.0, len(replan.plan.slices), error=str(exc)))
             self.plane.decisions.record(replan.at_s, "planner", "re-plan", f"{replan.reason}: not applied: {exc}", ok=False)

@@ -93,8 +93,7 @@ class SliceSet:
             running = self._running_plan()
             d = diff(running, plan)
             tables = self.service.tables(plan) if self.service is not None else {}
-            frontend = self.frontend_cpus or frozenset(self.cpus[c] for cores in kept_cores(plan).values()
-                                                       for c in cores if c < len(self.cpus))
+            frontend = self.frontend_cpus or self.left_to_frontend(plan)
             fresh: dict[str, SliceRunner] = {}
             for start in d.start:
                 spec = self._host_spec(start.slice)
@@ -116,6 +115,10 @@ class SliceSet:
             drained = self._switch(routes)
             self.plan, self._by_plan_id = plan, by_plan_id
             return PlanApplied(self.clock.now() - t0, len(fresh), len(d.keep), drained)
+
+    def left_to_frontend(self, plan: Plan) -> frozenset[int]:
+        """The host cores `plan` leaves to the frontend (no slice of it uses them)."""
+        return frozenset(self.cpus[c] for cores in kept_cores(plan).values() for c in cores if c < len(self.cpus))
 
     def _running_plan(self) -> Plan | None:
         """The running plan, less slices whose worker is down (those start afresh)."""
