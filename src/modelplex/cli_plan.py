@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from modelplex.control.frontend_load import DEFAULT_US_PER_REQUEST
 from modelplex.core.demand import Demand
 from modelplex.core.errors import InvalidArgumentError, ModelplexError
 from modelplex.core.plan import Plan
@@ -42,6 +43,7 @@ from modelplex.planning.cost import (
     CostComparison, Prices, cost_lines, exclusive_baseline, parse_prices, plan_cost, prices_from_data,
 )
 from modelplex.planning.csv_profiles import parse_profiles_csv
+from modelplex.planning.frontend import kept_cores, kept_words, plan_beside_frontend
 from modelplex.planning.interference import describe, interference_from_json
 from modelplex.planning.mig import mig_commands
 from modelplex.planning.report import format_plan
@@ -116,6 +118,8 @@ def _plan_cost(plan: Plan, prices: Prices, demands: Sequence[Demand], profiles: 
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    if args.frontend_us < 0:
+        raise InvalidArgumentError(f"--frontend-us must be 0 or more (µs of CPU per request), got {args.frontend_us:g}")
     demands = parse_demand_yaml(_read(args.demand, "demand"))
     devices = parse_devices(args.devices)
     prices = load_prices(args.prices) if args.prices else None
@@ -133,8 +137,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         summary = {"devices": res.devices, "lower_bound": res.lower_bound, "bound_devices": res.bound_devices,
                    "gap": res.gap, "source": res.source, "exact_status": res.exact_status, "candidates": res.candidates}
     else:
-        plan = get_policy(args.policy)(demands, profiles, devices, cfg)
+        policy = get_policy(args.policy)
+        plan = plan_beside_frontend(lambda devs: policy(demands, profiles, devs, cfg), devices, demands, args.frontend_us)
     print(format_plan(plan))
+    for device_id, cores in kept_cores(plan).items():
+        print(f"{device_id}: {kept_words(cores)} (--frontend-us {args.frontend_us:g})")
     for line in segment_lines(plan):
         print(line)
     print(describe(cfg.interference))
@@ -228,6 +235,9 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument("--profiles", required=True, help="profiles JSON")
     p.add_argument("--devices", required=True, help="devices SPEC, e.g. gpu:4, mig:2, cpu:16, cpu:2x8")
     p.add_argument("--policy", default="elastic", choices=sorted(POLICIES), help="planning policy")
+    p.add_argument("--frontend-us", type=float, default=DEFAULT_US_PER_REQUEST,
+                   help="on one CPU host, the server's own CPU µs per request: it keeps the first core(s) for that "
+                        "load while the models fit on the others, as `modelplex serve --policy` plans (default %(default)s)")
     p.add_argument("--out", help="write the plan JSON here")
     p.add_argument("--png", help="draw the plan to this PNG")
     p.add_argument("--safety", type=float, default=1.1, help="latency safety factor")

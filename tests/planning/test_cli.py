@@ -170,3 +170,29 @@ def test_bad_prices_are_one_line_exit_2(files: Path, prices: str, needle: str) -
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("rate, extra, cores", [
+    (50, [], {1, 2, 3}),                        # core 0 kept for the frontend, as `serve --policy` plans
+    (100, ["--frontend-us", "9000"], {2, 3}),   # 0.9 cores of frontend load: two kept
+    (320, [], {0, 1, 2, 3}),                    # the model needs every core: the frontend shares them
+])
+def test_cpu_plans_keep_cores_for_the_frontend(tmp_path: Path, rate: int, extra: list[str], cores: set[int]) -> None:
+    from modelplex.planning.synthetic import cpu_profile
+
+    (tmp_path / "p.json").write_text(json.dumps([cpu_profile("mobilenetv2", 8).to_json()]))
+    (tmp_path / "d.yaml").write_text(f"mobilenetv2: {{rate_rps: {rate}, slo_ms: 200}}\n")
+    out = tmp_path / "plan.json"
+    r = _run("plan", "--demand", str(tmp_path / "d.yaml"), "--profiles", str(tmp_path / "p.json"), "--devices", "cpu:4",
+             "--out", str(out), *extra)
+    assert r.returncode == 0, r.stderr
+    assert {c for s in json.loads(out.read_text())["slices"] for c in s["cpus"]} == cores
+    kept = sorted({0, 1, 2, 3} - cores)
+    assert (f"core(s) {kept} left to the frontend" if kept else "no core left to the frontend alone") in r.stdout
+
+
+def test_a_negative_frontend_cost_is_one_line_exit_2(files: Path) -> None:
+    r = _run("plan", "--demand", str(files / "d.yaml"), "--profiles", str(files / "p.json"), "--devices", "cpu:4",
+             "--frontend-us", "-1")
+    assert r.returncode == 2 and "--frontend-us must be 0 or more" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from modelplex.repository.folders import scan_repository
 from modelplex.repository.store import Registry
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "support"))
-from server import start_server  # noqa: E402
+from server import RunningServer, start_server  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import WIDTH, write_tiny_mlp  # noqa: E402
@@ -91,6 +92,19 @@ def test_serve_with_a_policy_on_a_fresh_state_dir_profiles_then_serves_under_a_p
         again_s = time.monotonic() - t0
         assert srv.request("/v2/models/tiny/infer", body)[0] == 200
         assert "found in the registry" in srv.log() and "profiling tiny" not in srv.log()
+        _frontend_cost_is_measured(srv, body)
     finally:
         srv.stop()
     assert again_s < first_s
+
+
+def _frontend_cost_is_measured(srv: RunningServer, body: bytes) -> None:
+    """With re-planning on, the server measures its own CPU per request (control.frontend_load):
+    after a few hundred requests the status shows a measured value, not the 200 µs default."""
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(lambda _: srv.request("/v2/models/tiny/infer", body)[0], range(600))) == {200}
+    deadline = time.monotonic() + 10
+    while (frontend := srv.get_json("/v2/plan")["controller"]["frontend"])["samples"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert frontend["samples"] >= 1, frontend
+    assert frontend["us_per_request"] != 200.0 and 1 < frontend["us_per_request"] < 100_000, frontend

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 
 import pytest
 
 from modelplex.serving.http_protocol import HeldWrites, burst_of
 
 
-async def _pair(burst: bool = True) -> tuple[HeldWrites, socket.socket]:
+async def _pair(burst: bool = True, use_burst: Callable[[], bool] = lambda: True) -> tuple[HeldWrites, socket.socket]:
     ours, peer = socket.socketpair()
     peer.setblocking(False)
     loop = asyncio.get_running_loop()
     transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
-    return HeldWrites(transport, burst_of(loop) if burst else None), peer
+    return HeldWrites(transport, burst_of(loop) if burst else None, use_burst), peer
 
 
 def _pending(peer: socket.socket) -> bytes:
@@ -94,6 +95,31 @@ def test_without_a_burst_a_held_answer_leaves_at_send_as_one_write() -> None:
         transport.write(b"+after")
         await _settle()
         assert _pending(peer) == b"HTTP/1.1 200 OK\r\n\r\nbody+after"
+        transport.close()
+        peer.close()
+
+    asyncio.run(run())
+
+
+def test_bursts_follow_the_switch_answer_by_answer_in_order() -> None:
+    """The switch is asked at each answer (a new plan may take the frontend's own core away);
+    an answer sent at once never overtakes one still waiting in the burst."""
+    async def run() -> None:
+        on = [True]
+        transport, peer = await _pair(use_burst=lambda: on[0])
+        for text, burst_on in ((b"1", True), (b"2", False)):
+            on[0] = burst_on
+            transport.hold()
+            transport.write(text)
+            transport.send()
+        assert _pending(peer) == b""  # "2" waits behind "1", which waits for the next turn
+        await asyncio.sleep(0)
+        await _settle()
+        assert _pending(peer) == b"12"
+        transport.hold()
+        transport.write(b"3")
+        transport.send()  # the switch is off and nothing waits: at once, in this turn
+        assert _pending(peer) == b"3"
         transport.close()
         peer.close()
 

@@ -18,7 +18,7 @@ from modelplex.core.errors import InvalidArgumentError
 from modelplex.core.model import ModelConfig
 from modelplex.core.plan import Plan
 from modelplex.core.profile import Profile
-from modelplex.planning.frontend import planner_beside_frontend
+from modelplex.planning.frontend import kept_words, planner_beside_frontend
 from modelplex.serving.dataplane import DataPlane
 
 log = logging.getLogger(__name__)
@@ -94,9 +94,8 @@ class PlanDriver:
         }
 
     def frontend_cores(self) -> list[int]:
-        """The host cores the running plan leaves to this process (no slice uses them)."""
-        plan = self.plane.plan
-        return [] if plan is None else sorted(self.plane.slices.left_to_frontend(plan))
+        """The host cores this process has to itself (those the running plan leaves it)."""
+        return sorted(self.plane.slices.frontend_own)
 
     def _decide(self, fn: Callable[[float], Replan | None]) -> tuple[Replan | None, float]:
         t0 = time.perf_counter()
@@ -128,9 +127,7 @@ class PlanDriver:
             self.controller.applied(replan, self.plane.clock.now())
 
     def _frontend_words(self, replan: Replan) -> str:
-        cores = self.frontend_cores()
-        kept = f"core(s) {cores} left to the frontend" if cores else "no core left to the frontend alone"
-        return f"{kept} (it costs {replan.frontend_us:.0f} µs of CPU per request)"
+        return f"{kept_words(self.frontend_cores())} (it costs {replan.frontend_us:.0f} µs of CPU per request)"
 
     async def _loop(self) -> None:
         while True:

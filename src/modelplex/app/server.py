@@ -221,8 +221,9 @@ def _http_server(
         host=options.host,
         port=options.http_port,
         loop="none",
-        # answers in bursts only where the frontend keeps its own core (its loop turns are short)
-        http=bounded_protocol(options.header_timeout_s, options.body_timeout_s, burst_answers=bool(options.frontend_cpus)),
+        # answers in bursts only while the frontend has a core of its own (its loop turns are short)
+        http=bounded_protocol(options.header_timeout_s, options.body_timeout_s,
+                              burst_answers=lambda: bool(plane.slices.frontend_own)),
         limit_concurrency=options.max_connections,
         lifespan="off",
         access_log=False,

@@ -16,6 +16,7 @@ from modelplex.core.demand import Demand
 from modelplex.core.plan import Plan
 from modelplex.control.frontend_load import FrontendLoad
 from modelplex.control.rates import RateEstimator
+from modelplex.planning.frontend import cores_wanted
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,23 @@ class Controller:
             if have <= 0 or (beyond and abs(want - have) > self.noise_rps(smoothed[model]) * want / max(smoothed[model], 1e-9)):
                 moved.append(f"{model} {have:.1f}->{want:.1f} req/s")
         if not moved:
-            return None
+            return self._frontend_step(now)
         targets = {m: self.target_rate(smoothed[m]) if m in smoothed else self.planned_for.get(m, 0.0) for m in self.slo_ms}
         return self._decide(targets, "rate moved: " + ", ".join(moved), now)
+
+    def _frontend_step(self, now: float) -> Replan | None:
+        """A new plan for the same demand when the frontend's measured cost moved enough that it
+        wants another number of cores than the last plan was made for (planning.frontend)."""
+        if not self.history or self.frontend.samples == 0:
+            return None
+        last = self.history[-1]
+        was = cores_wanted(last.demands, last.frontend_us)
+        now_wanted = cores_wanted(last.demands, self.frontend.us_per_request)
+        if was == now_wanted:
+            return None
+        reason = (f"frontend cost moved: {last.frontend_us:.0f}->{self.frontend.us_per_request:.0f} µs per request "
+                  f"({was}->{now_wanted} core(s) wanted)")
+        return self._decide({d.model: d.rate_rps for d in last.demands}, reason, now)
 
     def applied(self, replan: Replan, now: float) -> None:
         """The driver finished applying `replan` (its workers are serving)."""

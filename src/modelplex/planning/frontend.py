@@ -37,13 +37,17 @@ def frontend_load(demands: Sequence[Demand], us_per_request: float) -> float:
     return sum(d.rate_rps for d in demands) * max(0.0, us_per_request) / 1e6
 
 
+def cores_wanted(demands: Sequence[Demand], us_per_request: float) -> int:
+    """Cores the frontend wants for `demands`, whatever the host: ceil(load / TARGET_UTIL), at least 1."""
+    return max(1, math.ceil(frontend_load(demands, us_per_request) / TARGET_UTIL - 1e-9))
+
+
 def frontend_cores(demands: Sequence[Demand], us_per_request: float, capacity: int) -> int:
     """Cores to keep for the frontend on a host of `capacity` cores, before checking that the
-    models still fit: ceil(load / TARGET_UTIL), at least 1, at most capacity - 1 (0 on one core)."""
+    models still fit: `cores_wanted`, at most capacity - 1 (0 on one core)."""
     if capacity < 2:
         return 0
-    wanted = math.ceil(frontend_load(demands, us_per_request) / TARGET_UTIL - 1e-9)
-    return min(capacity - 1, max(1, wanted))
+    return min(capacity - 1, cores_wanted(demands, us_per_request))
 
 
 def plan_beside_frontend(plan_on: PlanOn, devices: Sequence[DeviceSpec], demands: Sequence[Demand],
@@ -100,3 +104,8 @@ def kept_cores(plan: Plan) -> dict[str, tuple[int, ...]]:
             used = set(range(d.capacity))  # a slice without exact cores may run on any
         out[d.device_id] = tuple(c for c in range(d.capacity) if c not in used)
     return out
+
+
+def kept_words(cores: Sequence[int]) -> str:
+    """The cores left to the frontend, as plan logs and the CLI say it."""
+    return f"core(s) {list(cores)} left to the frontend" if cores else "no core left to the frontend alone"

@@ -9,8 +9,8 @@ link from each request to its connection so a request whose client left is dropp
 - When a connection closes before its response, the request's ClientLink is told (see
   serving.limits): the data plane drops it from its queue.
 - The connection's transport can hold writes (`HeldWrites`, in the scope under `WRITES_KEY`):
-  the infer route sends its status line, headers and body in one write. Where the frontend keeps
-  a core of its own, the answers of one loop turn go out together in the next (`Burst`), so
+  the infer route sends its status line, headers and body in one write. While the frontend has
+  a core of its own (left by default, or by the plan being served), the answers of one loop turn go out together in the next (`Burst`), so
   clients are woken once per burst rather than once per answer; where it shares its cores with
   workers, loop turns are slower and each answer is written at once (measured both ways:
   benchmarks/README.md, "Data path").
@@ -22,6 +22,7 @@ import asyncio
 import logging
 import math
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -73,13 +74,15 @@ def burst_of(loop: asyncio.AbstractEventLoop) -> Burst:
 
 class HeldWrites(asyncio.Transport):
     """A connection's transport whose writes can be held (`hold`) and then sent as one (`send`),
-    with the loop turn's other answers when given the loop's Burst, else at once; later writes
-    keep their order."""
+    with the loop turn's other answers when given the loop's Burst and `use_burst()` says so at
+    the time (the frontend's cores change with the plan), else at once; later writes keep their
+    order."""
 
-    def __init__(self, transport: asyncio.Transport, burst: Burst | None) -> None:
+    def __init__(self, transport: asyncio.Transport, burst: Burst | None, use_burst: Callable[[], bool] = lambda: True) -> None:
         super().__init__()
         self._transport = transport
         self._burst = burst
+        self._use_burst = use_burst
         self._held: list[bytes] | None = None  # writes held since hold(); None: not holding
         self._queued = 0  # writes waiting in the burst
 
@@ -94,10 +97,10 @@ class HeldWrites(asyncio.Transport):
         if not held:
             return
         data = held[0] if len(held) == 1 else b"".join(held)
-        if self._burst is None:
-            self._transport.write(data)
+        if self._burst is not None and (self._queued or self._use_burst()):
+            self._queue(self._burst, data)  # (behind what waits in the burst, if it was just switched off)
         else:
-            self._queue(self._burst, data)
+            self._transport.write(data)
 
     def deliver(self, data: bytes) -> None:
         """Write one queued piece (called by the burst)."""
@@ -172,7 +175,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     header_timeout_s = HEADER_TIMEOUT_S
     body_timeout_s = BODY_TIMEOUT_S
-    burst_answers = False  # write a loop turn's answers together in the next (see Burst)
+    burst_answers: Callable[[], bool] = staticmethod(lambda: False)  # write a loop turn's answers together in the next (Burst)?
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -180,8 +183,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._limit = ("", 0.0)  # that stage and its time limit, for the message
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        burst = burst_of(asyncio.get_running_loop()) if self.burst_answers else None
-        super().connection_made(HeldWrites(transport, burst))
+        super().connection_made(HeldWrites(transport, burst_of(asyncio.get_running_loop()), self.burst_answers))
         # a connection that never sends a request is closed like an idle keep-alive one
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
         if not any(c is self.connections for c in _swept):
@@ -248,11 +250,12 @@ def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
     loop.call_later(SWEEP_S, _sweep, loop, connections)
 
 
-def bounded_protocol(header_timeout_s: float, body_timeout_s: float, burst_answers: bool = False) -> type[BoundedHttpProtocol]:
-    """The protocol class with these limits and way of writing answers (uvicorn builds one
-    instance per connection)."""
+def bounded_protocol(header_timeout_s: float, body_timeout_s: float,
+                     burst_answers: Callable[[], bool] = lambda: False) -> type[BoundedHttpProtocol]:
+    """The protocol class with these limits and way of writing answers (`burst_answers()`, asked
+    at each answer; uvicorn builds one instance per connection)."""
     return type(
         "BoundedHttpProtocol",
         (BoundedHttpProtocol,),
-        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s, "burst_answers": burst_answers},
+        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s, "burst_answers": staticmethod(burst_answers)},
     )

@@ -55,6 +55,7 @@ class SliceSet:
         self.clock = clock  # time source
         self.cpus = list(cpus)  # the host cores slices are cut from
         self.frontend_cpus = frozenset(frontend_cpus)  # cores the frontend keeps (none: it may run on any)
+        self.frontend_own = self.frontend_cpus  # cores it has to itself now: kept, or left by the plan served
         self.gpus = gpus  # GPU shares may be planned (an MPS daemon runs)
         self.gpu_ids = tuple(gpu_ids) if gpus else ()  # the GPU devices plans may name ("gpu0", ...)
         self.service = service  # profiles for latency priors of planned slices (None: learn)
@@ -113,7 +114,7 @@ class SliceSet:
             for route in d.route:
                 routes[route.model] = Router(route.model, [(by_plan_id[sid].scheduler, w) for sid, w in route.targets])
             drained = self._switch(routes)
-            self.plan, self._by_plan_id = plan, by_plan_id
+            self.plan, self._by_plan_id, self.frontend_own = plan, by_plan_id, frontend
             return PlanApplied(self.clock.now() - t0, len(fresh), len(d.keep), drained)
 
     def left_to_frontend(self, plan: Plan) -> frozenset[int]:
