@@ -61,3 +61,30 @@ def test_a_slice_of_two_processes_runs_two_batches_at_once(test_repository: Path
         assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in status.pids)
 
     asyncio.run(main())
+
+
+def test_a_polling_worker_answers_batch_after_batch(test_repository: Path) -> None:
+    """One request at a time, a worker started with a poll time polls for its next batch and the
+    frontend's loop for its answer; the answers are the same as a sleeping worker's."""
+    from modelplex.runtime.loop_poll import poll_of
+
+    cnn = load_model_config(test_repository, "cnn")
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+
+    async def outputs(poll_s: float) -> tuple[list[np.ndarray], bool]:
+        ex = LocalExecutor()
+        await ex.start("s", SPEC, {"cnn": cnn}, lambda sid, code: None, poll_s=poll_s)
+        results, polled = [], False
+        for _ in range(20):
+            task = asyncio.ensure_future(ex.run("s", "cnn", [("input", x)], None))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            polled |= poll_of(asyncio.get_running_loop()).polling
+            results.append((await task).outputs[0][1])
+        await ex.stop("s")
+        return results, polled
+
+    polling, polled = asyncio.run(outputs(0.0005))
+    sleeping, not_polled = asyncio.run(outputs(0.0))
+    assert polled and not not_polled
+    assert all(np.array_equal(a, b) for a, b in zip(polling, sleeping))

@@ -15,6 +15,7 @@ from modelplex.core.tensors import DataType
 from modelplex.runtime.clock import VirtualClock
 from modelplex.runtime.fake import FakeExecutor
 from modelplex.serving.dataplane import DataPlane
+from modelplex.serving.slice_runner import WORKER_POLL_S
 from modelplex.serving.slice_set import SliceSet
 from modelplex.serving.types import InferInput, InferRequest, InferResponse
 
@@ -88,7 +89,8 @@ def test_a_slice_off_the_frontends_cores_hands_over_its_next_batch_first(
     repo: Path, cpus: list[int], frontend_cpus: tuple[int, ...], own: bool
 ) -> None:
     """Either order of 'answer the batch' and 'hand over the next' answers everything, on the
-    same schedule; the next-first order is taken only where the frontend keeps other cores."""
+    same schedule; the next-first order, and a worker polling for its batches, are taken only
+    where the frontend keeps other cores."""
     clock = VirtualClock()
     fake = FakeExecutor(clock, lambda spec, model, rows: 0.010)
 
@@ -102,6 +104,7 @@ def test_a_slice_off_the_frontends_cores_hands_over_its_next_batch_first(
 
     own_cores, results = clock.run(main())
     assert own_cores == own
+    assert list(fake.polls.values()) == [WORKER_POLL_S if own else 0.0]
     assert len(results) == 5 and all(isinstance(r, InferResponse) for r in results)
     assert [float(b.inputs[0][1][0, 0]) for b in fake.log] == [0, 1, 2, 3, 4]  # in order, one at a time
     assert [round(b.finished_s, 3) for b in fake.log] == [0.01, 0.02, 0.03, 0.04, 0.05]

@@ -50,9 +50,12 @@ class Executor(Protocol):
 
     async def start(
         self, slice_id: str, spec: SliceSpec, models: Mapping[str, ModelConfig], on_exit: ExitCallback, processes: int = 1,
+        poll_s: float = 0.0,
     ) -> WorkerInfo:
         """Start the slice's worker processes (`processes` of them, each taking batches
-        concurrently) holding `models`; raises a ModelplexError when it cannot."""
+        concurrently) holding `models`; raises a ModelplexError when it cannot. `poll_s` > 0: the
+        slice's cores are its worker's own, which may poll for its next batch that long after
+        each one instead of sleeping (an executor without such workers ignores it)."""
         ...
 
     async def load(self, slice_id: str, model: ModelConfig) -> None:

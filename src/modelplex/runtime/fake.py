@@ -46,15 +46,18 @@ class FakeExecutor:
     latency_s: LatencyFn  # service time of a batch
     start_s: StartFn = lambda spec, models: 0.0  # worker start + load time
     log: list[FakeBatch] = field(default_factory=list)  # every batch run, in order
+    polls: dict[str, float] = field(default_factory=dict)  # slice id -> the poll time it was started with
     _workers: dict[str, _FakeWorker] = field(default_factory=dict)
 
     async def start(
         self, slice_id: str, spec: SliceSpec, models: Mapping[str, ModelConfig], on_exit: ExitCallback, processes: int = 1,
+        poll_s: float = 0.0,
     ) -> WorkerInfo:
         delay = self.start_s(spec, list(models))
         if delay > 0:
             await self.clock.sleep(delay)
         self._workers[slice_id] = _FakeWorker(spec, dict(models), on_exit)
+        self.polls[slice_id] = poll_s  # recorded only: a fake worker on a virtual clock never polls
         return WorkerInfo(None, delay, 0.0)
 
     async def load(self, slice_id: str, model: ModelConfig) -> None:

@@ -47,6 +47,7 @@ class LocalExecutor:
 
     async def start(
         self, slice_id: str, spec: SliceSpec, models: Mapping[str, ModelConfig], on_exit: ExitCallback, processes: int = 1,
+        poll_s: float = 0.0,
     ) -> WorkerInfo:
         gpu = spec.device_id.startswith("gpu")
         handles = [
@@ -58,6 +59,7 @@ class LocalExecutor:
                 on_exit=lambda h, code: self._exited(slice_id, h, code, on_exit),
                 env=worker_env(spec, self.gpus),
                 stall_timeout_s=self.stall_timeout_s,
+                poll_s=poll_s,
             )
             for k in range(max(1, processes))
         ]

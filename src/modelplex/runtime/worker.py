@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import socket
 import sys
 import threading
@@ -185,6 +186,38 @@ class _Channel:
         self._closed.set()
 
 
+class NextFrame:
+    """Waits for the frontend's next frame. After a batch whose header asks for it (`poll_us`:
+    one request at a time, on cores that are the worker's own; WorkerHandle.run), the worker
+    polls its socket that long instead of sleeping at once: the next batch then finds it running
+    -- no wake-up of an idle core, warm caches (benchmarks/README.md, "Polling"). It polls only
+    while frames keep coming within that time (measured without polling, by one select with that
+    timeout), so a worker whose batches come far apart sleeps at once and spends nothing."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._polling = False  # the last frame came within the poll time of the one before
+
+    @property
+    def polling(self) -> bool:
+        """The next wait with a poll time polls (frames have been coming within it)."""
+        return self._polling
+
+    def wait(self, poll_s: float) -> None:
+        """Return when a frame is readable, or when poll_s has passed (the read then blocks)."""
+        if poll_s <= 0:
+            return
+        if not self._polling:
+            self._polling = bool(select.select([self.sock], [], [], poll_s)[0])
+            return
+        end = time.perf_counter() + poll_s
+        while time.perf_counter() < end:
+            if select.select([self.sock], [], [], 0)[0]:
+                return
+            os.sched_yield()  # a process waiting for this core runs first
+        self._polling = False
+
+
 def serve(sock: socket.socket, models: dict[str, str], threads: int, provider: str, arena: memoryview | None = None) -> int:
     """Load, say ready, answer batches until the frontend closes the channel (exit 0) or the
     device context is lost (exit POISONED_EXIT); `arena`: the shared memory where the frontend may
@@ -207,7 +240,9 @@ def _loop(channel: _Channel, loaded: dict[str, Engine], threads: int, provider: 
 
     sock = channel.sock
     default = next(iter(loaded))
+    next_frame, poll_s = NextFrame(sock), 0.0
     while True:
+        next_frame.wait(poll_s)
         prefix = _recv_exact(sock, wire.PREFIX.size)
         if prefix is None:
             return 0  # frontend closed the channel: shut down
@@ -226,6 +261,7 @@ def _loop(channel: _Channel, loaded: dict[str, Engine], threads: int, provider: 
             continue
         frames, fault = _infer(header, payload, loaded, default, arena)
         channel.answered(frames)
+        poll_s = float(header.get("poll_us") or 0) / 1e6
         if fault is Fault.POISONED:
             log.error("exiting: this worker's CUDA context is lost (%s); the slice starts a new one",
                       frames_error(frames))

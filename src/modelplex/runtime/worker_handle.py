@@ -18,6 +18,7 @@ from modelplex.core.devices import SliceSpec
 from modelplex.core.errors import DeviceError, InvalidArgumentError, ModelplexError, UnavailableError, WorkerLostError
 from modelplex.runtime import wire
 from modelplex.runtime.arena import Arena
+from modelplex.runtime.loop_poll import poll_of
 
 Arrays = list[tuple[str, np.ndarray]]
 
@@ -72,6 +73,7 @@ class WorkerHandle:
         on_exit: Callable[["WorkerHandle", int | None], None] | None = None,
         env: dict[str, str] | None = None,
         stall_timeout_s: float = STALL_TIMEOUT_S,
+        poll_s: float = 0.0,
     ) -> None:
         self.label = label  # e.g. "cnn/1#0", for messages
         self.models = {"model": models} if isinstance(models, str) else dict(models)
@@ -90,6 +92,9 @@ class WorkerHandle:
         self.alive = False
         self.info: WorkerInfo | None = None
         self.stall_timeout_s = stall_timeout_s  # 0: never declared stalled
+        self.poll_s = poll_s  # one request at a time, the worker polls this long for its next batch (its cores are its own; 0: never)
+        self._compute_s = 0.0  # the worker's compute time of its last batch (what the loop polls for)
+        self._last_rows = 0  # rows of the last batch run
         self._last_frame_s = 0.0  # loop time of the last frame from the worker
         self._last_watch_s = 0.0  # loop time the watchdog last looked
         self._watch: asyncio.TimerHandle | None = None
@@ -142,12 +147,26 @@ class WorkerHandle:
     async def run(self, inputs: Arrays, outputs: Sequence[str] | None, model: str | None = None) -> tuple[Arrays, float]:
         """Run one batch of `model` (default: the worker's only model); returns the output arrays
         and the compute seconds measured inside the worker."""
-        header, payload = await self._call(
-            {"op": "infer", "model": model, "outputs": list(outputs) if outputs else None}, inputs
-        )
+        rows = int(inputs[0][1].shape[0]) if inputs and inputs[0][1].ndim else 0
+        # One request at a time (this batch and the last of one row), the loop polls for this
+        # answer and the worker for its next batch (both or neither: either alone gained nothing). With more in flight, answering
+        # sooner split batches unevenly (1, 7, 1, 7 rows at 8 in flight: slower), and polling
+        # workers took CPU from the processes beside them.
+        poll = poll_of(asyncio.get_running_loop()) if self.poll_s > 0 and rows == self._last_rows == 1 else None
+        self._last_rows = rows
+        held = poll is not None and poll.hold(self._compute_s)
+        header: dict[str, Any] = {"op": "infer", "model": model, "outputs": list(outputs) if outputs else None}
+        if held:
+            header["poll_us"] = round(self.poll_s * 1e6)
+        try:
+            header, payload = await self._call(header, inputs)
+        finally:
+            if held and poll is not None:
+                poll.release()
         if not header.get("ok"):
             raise failure(header, "inference failed")
-        return wire.decode_tensors(header, payload), float(header.get("compute_s", 0.0))
+        self._compute_s = float(header.get("compute_s", 0.0))
+        return wire.decode_tensors(header, payload), self._compute_s
 
     async def load_model(self, name: str, path: str) -> None:
         """Load one more model into the running worker (time sharing of its slice)."""

@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 import grpc
 
 from modelplex.core.errors import InvalidArgumentError, ModelplexError
+from modelplex.runtime.loop_poll import poll_of
 from modelplex.serving.dataplane import DataPlane
 from modelplex.serving.errors_map import GRPC_STATUS
 from modelplex.serving.grpc_codec import (
@@ -197,15 +198,37 @@ def _guarded(handler: Any, method: str) -> Any:
         return handler
     lenient = _lenient(handler.request_deserializer)
     if handler.unary_unary is None:
-        return handler._replace(request_deserializer=lenient)
+        return handler._replace(request_deserializer=lenient, stream_stream=_unpolled(handler.stream_stream))
     inner = handler.unary_unary
 
     async def unary(request: Any, context: Any) -> Any:
-        if isinstance(request, Undecodable):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid {method} message: {request.error}")
-        return await inner(request, context)
+        poll = poll_of(asyncio.get_running_loop())
+        poll.pause()  # the loop must not poll while a gRPC call is served (runtime.loop_poll)
+        try:
+            if isinstance(request, Undecodable):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid {method} message: {request.error}")
+            return await inner(request, context)
+        finally:
+            poll.resume()
 
     return handler._replace(request_deserializer=lenient, unary_unary=unary)
+
+
+def _unpolled(stream: Any) -> Any:
+    """A streaming method during which the event loop does not poll (runtime.loop_poll)."""
+    if stream is None:
+        return None
+
+    async def unpolled(request_iterator: Any, context: Any) -> AsyncIterator[Any]:
+        poll = poll_of(asyncio.get_running_loop())
+        poll.pause()
+        try:
+            async for answer in stream(request_iterator, context):
+                yield answer
+        finally:
+            poll.resume()
+
+    return unpolled
 
 
 class _Registration:

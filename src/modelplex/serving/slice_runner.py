@@ -26,6 +26,7 @@ MIN_BATCH_TIMEOUT_S = 10.0  # a batch running longer than this and BATCH_TIMEOUT
 BATCH_TIMEOUT_FACTOR = 20.0
 WATCH_S = 0.5  # how often running batches are checked against their limit
 RECENT_S = 10.0  # batch ends kept for recent_utilisation (its window is at most this)
+WORKER_POLL_S = 0.0005  # a worker on cores of its own polls this long for its next batch (runtime.worker)
 
 
 class SliceRunner:
@@ -76,7 +77,9 @@ class SliceRunner:
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         models = {n: b.config for n, b in self.books.items()}
-        await self.executor.start(self.slice_id, self.slice, models, self._on_exit, self.scheduler.processes)
+        # a worker alone on cores of its own polls for its next batch (several would take turns)
+        poll_s = WORKER_POLL_S if self.own_cores and self.scheduler.processes == 1 else 0.0
+        await self.executor.start(self.slice_id, self.slice, models, self._on_exit, self.scheduler.processes, poll_s)
         try:
             for config in models.values():
                 if config.warmup:  # before the slice is ready: its first requests find a warm worker
