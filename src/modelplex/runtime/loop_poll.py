@@ -6,9 +6,9 @@ idle core is woken through the hypervisor (tens of µs), and the worker pays for
 write. While a batch predicted to take at most POLL_MAX_S runs, the loop instead runs a callback
 that schedules itself again, so each turn asks epoll without waiting and the answer is read as
 soon as it lands. With the worker polling for its next batch (runtime.worker.NextFrame), the
-round trip to the worker then goes through without either process sleeping: measured at one
-request in flight, neither kind of polling alone changed the median latency, both together took
-about 0.13 ms off it (benchmarks/README.md, "Polling"). Polling on after the answer, for the
+round trip to the worker then goes through without either process sleeping: one request at a
+time, neither kind of polling alone changed the median latency in ad-hoc runs; both together took
+0.23 ms off the added p50 in the measured run (binary, benchmarks/README.md, "Polling"). Polling on after the answer, for the
 client's next request, made it worse on our host (the frontend then competes with co-located
 clients) and is not done. Slices ask for it only where the frontend keeps a core of its own and
 the worker's cores are not the frontend's (SliceRunner.own_cores), so it takes nothing from a
