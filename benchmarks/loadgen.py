@@ -2,7 +2,8 @@
 
 Clients are as cheap as possible so that, on a small machine, the measurement is of the server:
 HTTP requests are pre-encoded bytes on keep-alive connections parsed by httptools; gRPC calls
-send pre-serialized ModelInferRequest bytes through a generic stub. The keep-alive connection and
+send pre-serialized ModelInferRequest bytes through a generic grpcio stub (`grpc`), or through
+hand-written HTTP/2 frames (`grpc-lean`, modelplex.bench.grpc_client). The keep-alive connection and
 the pool are modelplex.bench.http (shared with `modelplex bench`).
 """
 
@@ -119,6 +120,23 @@ async def grpc_callers(target: str, model: str, name: str, array: np.ndarray, da
                 return True
             except grpc.aio.AioRpcError:
                 return False
+
+        calls.append(call)
+    return calls
+
+
+async def grpc_lean_callers(target: str, model: str, name: str, array: np.ndarray, datatype: str, n: int) -> list[Call]:
+    """Unary ModelInfer calls through modelplex.bench.grpc_client (frames written by hand, as
+    cheap as the HTTP client): a few HTTP/2 connections shared by the callers, as grpc_callers."""
+    from modelplex.bench.grpc_client import GrpcConn
+
+    host, port = target.rsplit(":", 1)
+    payload = _infer_request(model, name, array, datatype)
+    conns = [await GrpcConn.open(host, int(port), "/inference.GRPCInferenceService/ModelInfer") for _ in range(min(n, 4))]
+    calls: list[Call] = []
+    for i in range(n):
+        async def call(conn: GrpcConn = conns[i % len(conns)]) -> bool:
+            return await conn.call(payload) == 0
 
         calls.append(call)
     return calls

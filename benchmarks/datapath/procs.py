@@ -53,8 +53,9 @@ def load_process(conn: Connection, target: dict[str, object], client: str, conc:
     async def run() -> dict[str, float]:
         host, port, model = str(target["host"]), int(target["port"]), str(target["model"])  # type: ignore[call-overload]
         path = f"/v2/models/{model}/infer"
-        if client in ("grpc", "grpc-stream"):
-            make = loadgen.grpc_stream_callers if client == "grpc-stream" else loadgen.grpc_callers
+        grpc_clients = {"grpc": loadgen.grpc_callers, "grpc-lean": loadgen.grpc_lean_callers, "grpc-stream": loadgen.grpc_stream_callers}
+        if client in grpc_clients:
+            make = grpc_clients[client]
             calls = await make(str(target["grpc"]), model, "input", x, "FP32", conc)
         else:
             if client == "http-binary":

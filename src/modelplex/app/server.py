@@ -84,8 +84,7 @@ async def serve(options: ServerOptions) -> int:
 
         grpc_server = await start_grpc(
             plane, options.host, options.grpc_port, options.max_body_bytes,
-            interceptors=[GrpcGate(options.tokens)] if options.tokens.enabled else [],
-            credentials=options.tls.grpc_credentials() if options.tls is not None else None,
+            gate=GrpcGate(options.tokens) if options.tokens.enabled else None, tls=options.tls,
         )
     decoder = DecodePool()
     dashboard = _dashboard(plane)

@@ -12,9 +12,9 @@ time, neither kind of polling alone changed the median latency in ad-hoc runs; b
 client's next request, made it worse on our host (the frontend then competes with co-located
 clients) and is not done. Slices ask for it only where the frontend keeps a core of its own and
 the worker's cores are not the frontend's (SliceRunner.own_cores), so it takes nothing from a
-worker. While gRPC calls are served (`pause`), the loop does not poll: grpc.aio hands their
-events over from a thread of its own, which a polling loop keeps waiting for the GIL (measured:
-gRPC 14 % slower at 8 and 32 in flight).
+worker. gRPC calls are served on this loop too (serving.grpc_edge); with grpc.aio, whose thread
+a polling loop kept waiting for the GIL (gRPC 14 % slower at 8 and 32 in flight), the loop had
+to stop polling while gRPC calls were served.
 """
 
 from __future__ import annotations
@@ -36,12 +36,11 @@ class LoopPoll:
         self._holders = 0  # batches being waited for with polling
         self._until = 0.0  # when polling stops (time.perf_counter: the loop's clock counts milliseconds)
         self._ticking = False
-        self._paused = 0  # callers that need the loop not to poll (gRPC calls being served)
 
     def hold(self, predicted_s: float) -> bool:
         """Poll until the matching release(), for at most `predicted_s` + POLL_SLACK_S; False (and
-        nothing to release) for a batch predicted to take longer than POLL_MAX_S, or while paused."""
-        if predicted_s > POLL_MAX_S or self._paused:
+        nothing to release) for a batch predicted to take longer than POLL_MAX_S."""
+        if predicted_s > POLL_MAX_S:
             return False
         self._holders += 1
         self._until = max(self._until, time.perf_counter() + max(0.0, predicted_s) + POLL_SLACK_S)
@@ -53,19 +52,12 @@ class LoopPoll:
     def release(self) -> None:
         self._holders -= 1
 
-    def pause(self) -> None:
-        """No polling until the matching resume() (polling that runs stops at its next turn)."""
-        self._paused += 1
-
-    def resume(self) -> None:
-        self._paused -= 1
-
     @property
     def polling(self) -> bool:
         return self._ticking
 
     def _tick(self) -> None:
-        if self._holders > 0 and not self._paused and time.perf_counter() < self._until:
+        if self._holders > 0 and time.perf_counter() < self._until:
             os.sched_yield()  # a process waiting for this core (a co-located client) runs first
             self._loop.call_soon(self._tick)
         else:

@@ -3,8 +3,8 @@
 Three levels of access. Health probes and /metrics are always open. Calls that change the
 server (load, unload, a posted plan, and any other non-read call) need the admin token.
 Inference and the reads about models need the infer token or the admin token, and are open when
-no infer token is set. The HTTP side is an ASGI wrapper (`HttpGate`), the gRPC side a server
-interceptor (`GrpcGate`); both ask the same `Tokens.check`, which compares in constant time.
+no infer token is set. The HTTP side is an ASGI wrapper (`HttpGate`), the gRPC side a check the
+edge makes per call (`GrpcGate`); both ask the same `Tokens.check`, which compares in constant time.
 Without an admin token nothing is wrapped, so the hot path pays nothing.
 """
 
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import orjson
 
 from modelplex.core.errors import InvalidArgumentError, UnauthenticatedError
@@ -149,51 +148,26 @@ async def _refuse(send: Send, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-# --------------------------------------------------------------------------- gRPC: an interceptor
-
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+# --------------------------------------------------------------------------- gRPC: a check per call
 
 
-class GrpcGate(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type hints
+class GrpcGate:
     """Ends calls without a token that grants them (`authorization: Bearer <token>` in the call
-    metadata) with UNAUTHENTICATED before the servicer sees them."""
+    metadata) with UNAUTHENTICATED before the servicer sees them (serving.grpc_edge asks it)."""
 
     def __init__(self, tokens: Tokens) -> None:
         self.tokens = tokens  # what it accepts
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
-        details = handler_call_details
-        need = grpc_access(str(details.method))
-        if need is not Access.OPEN:
-            value = next((v for k, v in details.invocation_metadata or () if k == "authorization"), None)
-            try:
-                self.tokens.check(need, value.encode("latin-1") if isinstance(value, str) else value)
-            except UnauthenticatedError as exc:
-                handler = await continuation(details)
-                return _denied(handler, exc.message) if handler is not None else None
-        return await continuation(details)
-
-
-def _denied(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that aborts with UNAUTHENTICATED."""
-
-    async def unary(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-
-    async def streaming(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-        yield  # makes this an async generator, the shape a streaming handler has
-
-    codecs = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(streaming, **codecs)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(unary, **codecs)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(streaming, **codecs)
-    return grpc.unary_unary_rpc_method_handler(unary, **codecs)
+    def denial(self, method: str, authorization: bytes | None) -> str | None:
+        """Why the call to `method` (its full name) is refused, or None if it may go on."""
+        need = grpc_access(method)
+        if need is Access.OPEN:
+            return None
+        try:
+            self.tokens.check(need, authorization)
+        except UnauthenticatedError as exc:
+            return exc.message
+        return None
 
 
 # --------------------------------------------------------------------------- tokens and TLS files
@@ -253,5 +227,9 @@ class TlsFiles:
             raise InvalidArgumentError(f"--tls-cert/--tls-key: not a usable PEM certificate and key ({exc.reason or exc})") from None
         return tls
 
-    def grpc_credentials(self) -> grpc.ServerCredentials:
-        return grpc.ssl_server_credentials([(self.key.read_bytes(), self.cert.read_bytes())])
+    def grpc_context(self) -> ssl.SSLContext:
+        """The gRPC edge's TLS: these files, and HTTP/2 chosen by ALPN (gRPC clients insist on it)."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        context.set_alpn_protocols(["h2"])
+        return context

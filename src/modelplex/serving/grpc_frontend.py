@@ -1,4 +1,5 @@
-"""KServe v2 gRPC frontend (inference.GRPCInferenceService) over the same data plane."""
+"""KServe v2 gRPC frontend (inference.GRPCInferenceService) over the same data plane, served by
+the gRPC edge (serving.grpc_edge)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 import grpc
 
 from modelplex.core.errors import InvalidArgumentError, ModelplexError
-from modelplex.runtime.loop_poll import poll_of
+from modelplex.serving.auth import GrpcGate, TlsFiles
 from modelplex.serving.dataplane import DataPlane
 from modelplex.serving.errors_map import GRPC_STATUS
 from modelplex.serving.grpc_codec import (
@@ -23,6 +24,7 @@ from modelplex.serving.grpc_codec import (
     statistics_pb,
 )
 from modelplex.serving.grpc_decode import decode_infer
+from modelplex.serving.grpc_edge import CallAborted, CallContext, EdgeLimits, GrpcEdge, GrpcServer, Method, Unary
 from modelplex.serving.grpc_gen import grpc_service_pb2 as pb
 from modelplex.serving.grpc_gen import grpc_service_pb2_grpc as pb_grpc
 
@@ -40,7 +42,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             return await fn()
         except ModelplexError as exc:
             await context.abort(GRPC_STATUS[exc.code], exc.message)
-        except (asyncio.CancelledError, grpc.aio.AbortError):
+        except (asyncio.CancelledError, CallAborted):
             raise
         except Exception as exc:
             log.exception("internal error")
@@ -190,47 +192,6 @@ def _lenient(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return go
 
 
-def _guarded(handler: Any, method: str) -> Any:
-    """A method handler whose unparseable requests are answered INVALID_ARGUMENT (ModelStreamInfer
-    answers each one with an error_message: it sees an Undecodable). Wrapped once, at start: an
-    interceptor would run for every call (measured: grpc.aio's interceptor path costs CPU per call)."""
-    if handler.request_deserializer is None:
-        return handler
-    lenient = _lenient(handler.request_deserializer)
-    if handler.unary_unary is None:
-        return handler._replace(request_deserializer=lenient, stream_stream=_unpolled(handler.stream_stream))
-    inner = handler.unary_unary
-
-    async def unary(request: Any, context: Any) -> Any:
-        poll = poll_of(asyncio.get_running_loop())
-        poll.pause()  # the loop must not poll while a gRPC call is served (runtime.loop_poll)
-        try:
-            if isinstance(request, Undecodable):
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid {method} message: {request.error}")
-            return await inner(request, context)
-        finally:
-            poll.resume()
-
-    return handler._replace(request_deserializer=lenient, unary_unary=unary)
-
-
-def _unpolled(stream: Any) -> Any:
-    """A streaming method during which the event loop does not poll (runtime.loop_poll)."""
-    if stream is None:
-        return None
-
-    async def unpolled(request_iterator: Any, context: Any) -> AsyncIterator[Any]:
-        poll = poll_of(asyncio.get_running_loop())
-        poll.pause()
-        try:
-            async for answer in stream(request_iterator, context):
-                yield answer
-        finally:
-            poll.resume()
-
-    return unpolled
-
-
 class _Registration:
     """Takes the generated stub's registration (the service's method handlers), so that they can be
     wrapped before the server sees them."""
@@ -246,12 +207,38 @@ class _Registration:
         self.service, self.handlers = service, dict(handlers)
 
 
-def _register(server: grpc.aio.Server, servicer: InferenceService) -> None:
+def _checked(inner: Unary, method: str) -> Unary:
+    """A unary handler whose unparseable requests are answered INVALID_ARGUMENT (ModelStreamInfer
+    answers each one with an error_message: it sees an Undecodable)."""
+
+    async def unary(request: object, context: CallContext) -> object:
+        if isinstance(request, Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid {method} message: {request.error}")
+        return await inner(request, context)
+
+    return unary
+
+
+async def _unimplemented(request: object, context: CallContext) -> object:
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+
+
+def service_methods(servicer: InferenceService) -> dict[str, Method]:
+    """The service's methods by full name, from the generated stub's registration; those the
+    servicer leaves to the generated base class answer UNIMPLEMENTED (after the token check)."""
     taken = _Registration()
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, taken)  # type: ignore[no-untyped-call]
-    handlers = {name: _guarded(h, f"/{taken.service}/{name}") for name, h in taken.handlers.items()}
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(taken.service, handlers),))
-    server.add_registered_method_handlers(taken.service, handlers)
+    methods = {}
+    for name, h in taken.handlers.items():
+        full = f"/{taken.service}/{name}"
+        decode, encode = _lenient(h.request_deserializer), h.response_serializer
+        if getattr(InferenceService, name) is getattr(pb_grpc.GRPCInferenceServiceServicer, name):
+            methods[full] = Method(full, decode, encode, unary=_unimplemented)
+        elif h.unary_unary is not None:
+            methods[full] = Method(full, decode, encode, unary=_checked(h.unary_unary, full))
+        else:
+            methods[full] = Method(full, decode, encode, stream=h.stream_stream)
+    return methods
 
 
 MAX_CONCURRENT_RPCS = 4096  # beyond this, RESOURCE_EXHAUSTED (bounds the memory of a flood)
@@ -259,31 +246,18 @@ MAX_CONCURRENT_RPCS = 4096  # beyond this, RESOURCE_EXHAUSTED (bounds the memory
 
 async def start_grpc(
     plane: DataPlane, host: str, port: int, max_message_bytes: int,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (), credentials: grpc.ServerCredentials | None = None,
-) -> grpc.aio.Server:
-    """The gRPC server, bounded: concurrent RPCs and streams, the TLS/HTTP2 handshake time, idle
-    connections, and keepalive pings that find clients that vanished. A call whose client
-    cancels (or whose deadline passes) is cancelled here too: its request leaves the queue.
-    `interceptors` see every call first (the token check); unparseable requests are answered
-    INVALID_ARGUMENT; `credentials` make it TLS."""
-    server = grpc.aio.server(
-        interceptors=list(interceptors) or None,
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", 2**31 - 1),
-            ("grpc.so_reuseport", 0),
-            ("grpc.max_concurrent_streams", 1000),
-            ("grpc.server_handshake_timeout_ms", 10_000),
-            ("grpc.max_connection_idle_ms", 300_000),
-            ("grpc.keepalive_time_ms", 60_000),
-            ("grpc.keepalive_timeout_ms", 20_000),
-        ],
-        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
-    )
-    _register(server, InferenceService(plane))
-    address = f"{host}:{port}"
-    bound = server.add_secure_port(address, credentials) if credentials is not None else server.add_insecure_port(address)
-    if bound == 0:
-        raise InvalidArgumentError(f"cannot bind gRPC to {host}:{port} (port in use?)")
-    await server.start()
-    return server
+    gate: GrpcGate | None = None, tls: TlsFiles | None = None,
+) -> GrpcServer:
+    """The gRPC edge (serving.grpc_edge), bounded: concurrent calls and streams, the preface and
+    TLS handshake time, idle connections, and keepalive pings that find clients that vanished.
+    A call whose client cancels (or whose deadline passes) is cancelled here too: its request
+    leaves the queue. `gate` checks every call's token first; `tls` makes it TLS."""
+    edge = GrpcEdge(service_methods(InferenceService(plane)), EdgeLimits(max_message_bytes, MAX_CONCURRENT_RPCS), gate)
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(
+            edge.connection, host, port, ssl=tls.grpc_context() if tls is not None else None,
+            ssl_handshake_timeout=10.0 if tls is not None else None, backlog=1024)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot bind gRPC to {host}:{port} ({exc.strerror or exc})") from None
+    return GrpcServer(edge, server)
