@@ -216,3 +216,31 @@ def _wait_for(condition: object, timeout_s: float = 10.0) -> None:
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
+
+
+def _call_frames(stream: int, message: bytes) -> bytes:
+    head = b"".join(h2.literal(k, v) for k, v in [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/t.S/echo"),
+                                                   (b"content-type", b"application/grpc")])
+    return h2.frame(h2.HEADERS, h2.END_HEADERS, stream, head) + h2.frame(h2.DATA, h2.END_STREAM, stream, h2.grpc_message(message))
+
+
+def test_a_shrunk_hpack_table_is_acknowledged_and_extra_streams_refused() -> None:
+    import hpack
+
+    for served in _serve(EdgeLimits(LIMIT, h2=H2Limits(max_streams=1))):
+        with _connect(served.port) as sock:
+            sock.sendall(h2.PREFACE + h2.settings({h2.SETTINGS_HEADER_TABLE_SIZE: 0}) + _call_frames(1, b"one"))
+            time.sleep(0.3)
+            # with one stream allowed, 7 (sent while the slow call on 5 runs) is refused
+            slow = h2.literal(b":method", b"POST") + h2.literal(b":path", b"/t.S/slow") + h2.literal(b"content-type", b"application/grpc")
+            sock.sendall(h2.frame(h2.HEADERS, h2.END_HEADERS, 5, slow) + h2.frame(h2.DATA, h2.END_STREAM, 5, h2.grpc_message(b"0.5"))
+                         + _call_frames(7, b"two") + h2.goaway(0, h2.NO_ERROR))
+            frames = _frames_until_closed(sock)
+        blocks = [p for kind, _, p in frames if kind == h2.HEADERS]
+        assert blocks[0].startswith(h2.TABLE_SIZE_ZERO) and not blocks[1].startswith(h2.TABLE_SIZE_ZERO)
+        decoder = hpack.Decoder()
+        decoder.max_allowed_table_size = 0
+        assert [dict(decoder.decode(b, raw=True)).get(b"grpc-status") for b in blocks] == [None, b"0", None, b"0"]
+        resets = [(int.from_bytes(p, "big")) for kind, _, p in frames if kind == h2.RST_STREAM]
+        assert h2.REFUSED_STREAM in resets
+        assert [p[5:] for kind, _, p in frames if kind == h2.DATA] == [b"one", b"slept"]

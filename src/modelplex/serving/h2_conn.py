@@ -91,6 +91,7 @@ class H2Connection(asyncio.Protocol):
         self.ping_due = False
         self.timers: list[asyncio.TimerHandle] = []  # the handshake's, the keepalive's
         self.idle_since = 0.0
+        self.table_shrunk = False  # the client lowered SETTINGS_HEADER_TABLE_SIZE since our last block
 
     # ------------------------------------------------------------------ transport events
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -245,6 +246,8 @@ class H2Connection(asyncio.Protocol):
                 for st in self.streams.values():
                     st.window += value - self.peer_stream_window
                 self.peer_stream_window = value
+            elif key == h2.SETTINGS_HEADER_TABLE_SIZE:
+                self.table_shrunk = self.table_shrunk or value < h2.DEFAULT_TABLE_SIZE
             elif key == h2.SETTINGS_MAX_FRAME_SIZE:
                 if not h2.DEFAULT_MAX_FRAME <= value < 1 << 24:
                     raise h2.H2Error(h2.PROTOCOL_ERROR, f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
@@ -284,7 +287,7 @@ class H2Connection(asyncio.Protocol):
         st = self.streams.get(stream)
         if st is None or self.transport is None:
             return
-        out = bytearray(h2.frame(h2.HEADERS, h2.END_HEADERS, stream, head)) if head is not None else bytearray()
+        out = bytearray(h2.frame(h2.HEADERS, h2.END_HEADERS, stream, self._block(head))) if head is not None else bytearray()
         st.out = st.out + body if st.out else body
         st.tail = tail
         self._drain(stream, st, out)
@@ -296,10 +299,18 @@ class H2Connection(asyncio.Protocol):
         st = self.streams.get(stream)
         if st is None or self.transport is None:
             return
-        out = bytearray(h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, stream, block))
+        out = bytearray(h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, stream, self._block(block)))
         self._closed(stream, st, out)
         self.transport.write(out)
         self._close_if_done()
+
+    def _block(self, block: bytes) -> bytes:
+        """A header block as sent: after the client shrinks its HPACK table, the next block
+        starts by setting ours to 0 (RFC 7541 4.2; we never index, so 0 always fits)."""
+        if self.table_shrunk:
+            self.table_shrunk = False
+            return h2.TABLE_SIZE_ZERO + block
+        return block
 
     def _drain(self, stream: int, st: _Stream, out: bytearray) -> None:
         sent, size = 0, len(st.out)
@@ -316,7 +327,7 @@ class H2Connection(asyncio.Protocol):
         st.out = b""
         self.blocked.discard(stream)
         if st.tail is not None:
-            out += h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, stream, st.tail)
+            out += h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, stream, self._block(st.tail))
             self._closed(stream, st, out)
 
     def _drain_blocked(self, out: bytearray) -> None:

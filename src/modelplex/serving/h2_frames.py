@@ -29,6 +29,7 @@ SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, SETTINGS_MAX_HEADER_LIST_
 DEFAULT_WINDOW = 65_535  # every window's size until SETTINGS or WINDOW_UPDATE say otherwise
 DEFAULT_MAX_FRAME = 16_384  # the largest payload a peer accepts until its SETTINGS say otherwise
 MAX_WINDOW = 2**31 - 1
+DEFAULT_TABLE_SIZE = 4096  # each side's HPACK dynamic table until SETTINGS say otherwise
 
 _HEAD = struct.Struct(">HBBBI")  # length (24 bits, as 16 + 8), type, flags, stream id
 _SETTING = struct.Struct(">HI")
@@ -120,6 +121,7 @@ def literal(name: bytes, value: bytes) -> bytes:
     return b"\x00" + hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value
 
 
+TABLE_SIZE_ZERO = hpack_int(0, 5, 0x20)  # a dynamic table size update to 0 (RFC 7541 6.3)
 STATUS_200 = b"\x88"  # :status 200, static table entry 8
 GRPC_HEAD = STATUS_200 + literal(b"content-type", b"application/grpc")  # a call's response headers
 GRPC_OK = literal(b"grpc-status", b"0")  # a call's trailers, when it succeeded
