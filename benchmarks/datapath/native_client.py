@@ -5,7 +5,7 @@ per request is in the table too).
 
     bash benchmarks/datapath/perf_analyzer_setup.sh ../perf-analyzer          # once
     .venv/bin/python benchmarks/datapath/native_client.py --perf-analyzer ../perf-analyzer \
-        [--concurrency 1,8,32] [--rounds 3] [--seconds 4]
+        [--concurrency 1,8,32] [--rounds 3] [--seconds 4] [--base-src DIR] [--label NAME]
 
 The server is the same as run.py's (the small CNN alone, no configuration file, default
 settings), one per round; in each round every protocol is measured at every concurrency, the
@@ -13,7 +13,9 @@ protocols' order rotated each round. perf_analyzer sends HTTP requests as binary
 KServe binary extension) and gRPC requests as raw_input_contents, batch 1, and reports its
 throughput and p50 over its last windows once three in a row agree within 30 % (its default 10 %
 was not reached within its trials on this VM); CPU µs per request by process are over its whole
-run, per request the server says it answered. Writes benchmarks/results/datapath_native.json.
+run, per request the server says it answered. `--base-src DIR` also serves another checkout's
+`src` in every round (the two servers' order rotated each round; its rows are named
+`modelplex_base ...`). Writes benchmarks/results/datapath_native[_LABEL].json.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def main() -> int:
     ap.add_argument("--concurrency", default="1,8,32", type=lambda s: [int(c) for c in s.split(",")])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=4.0, help="perf_analyzer's measurement window")
+    ap.add_argument("--base-src", help="also serve this checkout's src in each round (the before column)")
+    ap.add_argument("--label", help="write benchmarks/results/datapath_native_LABEL.json")
     args = ap.parse_args()
     if not (args.perf_analyzer / "bin" / "perf_analyzer").exists():
         ap.error(f"no bin/perf_analyzer in {args.perf_analyzer}: run benchmarks/datapath/perf_analyzer_setup.sh first")
@@ -82,20 +86,36 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         small_cnn.build(tmp / "models" / "small_cnn" / "1" / "model.onnx")
+        servers = [("modelplex", None)] + ([("modelplex_base", str(Path(args.base_src).resolve()))] if args.base_src else [])
         for r in range(args.rounds):
-            srv = start_server(tmp / "models", tmp / f"state-{r}")
-            try:
-                order = PROTOCOLS[r % 2:] + PROTOCOLS[:r % 2]
-                for conc in args.concurrency:
-                    for protocol in order:
-                        rows.append({**perf_point(args.perf_analyzer, srv, protocol, conc, args.seconds, tmp), "round": r})
-                        print(json.dumps(rows[-1]), flush=True)
-            finally:
-                srv.stop()
+            for who, src in servers[r % len(servers):] + servers[:r % len(servers)]:
+                rows += serve_round(args, tmp, r, who, src)
     report = {"cpus": os.cpu_count(), "rounds": args.rounds, "modelplex": rows}
-    (HERE.parent / "results" / "datapath_native.json").write_text(json.dumps(report, indent=2))
+    name = f"datapath_native_{args.label}.json" if args.label else "datapath_native.json"
+    (HERE.parent / "results" / name).write_text(json.dumps(report, indent=2))
     print_native(rows)
     return 0
+
+
+def serve_round(args: argparse.Namespace, tmp: Path, r: int, who: str, src: str | None) -> list[dict[str, object]]:
+    """One server (this checkout, or `src`), every protocol at every concurrency, the protocols'
+    order rotated each round."""
+    srv = start_server(tmp / "models", tmp / f"state-{who}-{r}", env_extra={"PYTHONPATH": src} if src else None)
+    rows: list[dict[str, object]] = []
+    try:
+        order = PROTOCOLS[r % 2:] + PROTOCOLS[:r % 2]
+        for conc in args.concurrency:
+            for protocol in order:
+                point = perf_point(args.perf_analyzer, srv, protocol, conc, args.seconds, tmp)
+                rows.append({**point, "client": f"{_prefix(who)}{point['client']}", "round": r})
+                print(json.dumps(rows[-1]), flush=True)
+    finally:
+        srv.stop()
+    return rows
+
+
+def _prefix(who: str) -> str:
+    return "" if who == "modelplex" else f"{who} "
 
 
 def print_native(rows: list[dict[str, object]]) -> None:
@@ -104,11 +124,13 @@ def print_native(rows: list[dict[str, object]]) -> None:
     lines = ["| client | in flight | req/s | p50 ms | p99 ms | gRPC / HTTP | req/s each round | client | frontend | workers |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     points = by_point(rows)
-    http = {g[0]["concurrency"]: median_round(g)["rps"] for g in points if g[0]["client"] == "perf_analyzer http"}
-    for group in sorted(points, key=lambda g: (g[0]["concurrency"], g[0]["client"])):
+    http = {(g[0]["client"].replace(" http", " grpc"), g[0]["concurrency"]): median_round(g)["rps"]
+            for g in points if g[0]["client"].endswith(" http")}
+    for group in sorted(points, key=lambda g: (g[0]["client"].count("_base"), g[0]["concurrency"], g[0]["client"])):
         m = median_round(group)
         us = m["cpu_us_per_request"]
-        ratio = f"{float(m['rps']) / float(http[m['concurrency']]):.2f}" if m["client"] == "perf_analyzer grpc" and m["concurrency"] in http else ""
+        base = http.get((m["client"], m["concurrency"]))
+        ratio = f"{float(m['rps']) / float(base):.2f}" if base else ""
         lines.append(f"| {m['client']} | {m['concurrency']} | {m['rps']:.0f} | {m['p50_ms']:.3f} | {m['p99_ms']:.3f} | {ratio} | "
                      f"{each_round(group)} | {us['loadgen']:.0f} | {us['frontend']:.0f} | {us['workers']:.0f} |")
     print("\n".join(lines), flush=True)

@@ -43,7 +43,7 @@ STEPS = [
     ("batching, scheduling, routing", ["dispatch/", "slice_runner.py", "slice_set.py"]),
     ("admission, deadlines, answers", ["serving/requests.py", "serving/books.py", "serving/limits.py", "runtime/clock.py", "dataplane.py"]),
     ("HTTP edge (uvicorn, our handler)", ["uvicorn/", "http_frontend.py", "http_protocol.py", "starlette/"]),
-    ("gRPC edge (grpc.aio, our handler)", ["grpc/", "grpc_frontend.py"]),
+    ("gRPC edge (HTTP/2, calls, our handler)", ["grpc/", "grpc_frontend.py", "grpc_edge.py", "h2_conn.py", "h2_frames.py", "hpack/"]),
 ]
 OTHER = "event loop, sockets, C libraries"
 
