@@ -76,14 +76,13 @@ class GrpcConn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         data = self.pending + data if self.pending else data
-        pos, out = 0, bytearray()
-        while len(data) - pos >= h2.FRAME_HEAD:
-            length, kind, flags, stream = h2.read_head(data, pos)
-            end = pos + h2.FRAME_HEAD + length
-            if end > len(data):
-                break
-            self._frame(kind, flags, stream, memoryview(data)[pos + h2.FRAME_HEAD:end], out)
-            pos = end
+        out = bytearray()
+        try:
+            frames, pos = h2.split_frames(data, 0)
+        except h2.H2Error:
+            return self.close()
+        for kind, flags, stream, payload in frames:
+            self._frame(kind, flags, stream, payload, out)
         self.pending = data[pos:]
         if self.received >= _RECEIVE_WINDOW // 2:
             out += h2.window_update(0, self.received)

@@ -125,17 +125,11 @@ class H2Connection(asyncio.Protocol):
             if not data.startswith(h2.PREFACE):
                 return self._fail(h2.H2Error(h2.PROTOCOL_ERROR, "not an HTTP/2 client preface (this port speaks gRPC)"))
             self.preface, pos = True, len(h2.PREFACE)
-        view, out = memoryview(data), bytearray()
+        out = bytearray()
         try:
-            while len(data) - pos >= h2.FRAME_HEAD:
-                length, kind, flags, stream = h2.read_head(data, pos)
-                if length > h2.DEFAULT_MAX_FRAME:
-                    raise h2.H2Error(h2.FRAME_SIZE_ERROR, f"frame of {length} bytes (at most {h2.DEFAULT_MAX_FRAME})")
-                end = pos + h2.FRAME_HEAD + length
-                if end > len(data):
-                    break
-                self._frame(kind, flags, stream, view[pos + h2.FRAME_HEAD:end], out)
-                pos = end
+            frames, pos = h2.split_frames(data, pos)
+            for kind, flags, stream, payload in frames:
+                self._frame(kind, flags, stream, payload, out)
         except h2.H2Error as exc:
             return self._fail(exc)
         self.pending = data[pos:]

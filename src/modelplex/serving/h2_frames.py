@@ -57,6 +57,25 @@ def read_head(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int, 
     return (hi << 8) | lo, kind, flags, stream & 0x7FFF_FFFF
 
 
+Frame = tuple[int, int, int, memoryview]  # type, flags, stream id, payload
+
+
+def split_frames(data: bytes, pos: int) -> tuple[list[Frame], int]:
+    """The whole frames in `data` from `pos`, and where the rest (a frame not yet whole) starts.
+    A frame longer than DEFAULT_MAX_FRAME (neither side here allows more) is an H2Error."""
+    view, frames, size = memoryview(data), [], len(data)
+    while size - pos >= FRAME_HEAD:
+        length, kind, flags, stream = read_head(data, pos)
+        if length > DEFAULT_MAX_FRAME:
+            raise H2Error(FRAME_SIZE_ERROR, f"frame of {length} bytes (at most {DEFAULT_MAX_FRAME})")
+        end = pos + FRAME_HEAD + length
+        if end > size:
+            break
+        frames.append((kind, flags, stream, view[pos + FRAME_HEAD:end]))
+        pos = end
+    return frames, pos
+
+
 def settings(values: dict[int, int]) -> bytes:
     return frame(SETTINGS, 0, 0, b"".join(_SETTING.pack(k, v) for k, v in values.items()))
 
