@@ -1,8 +1,8 @@
 """gRPC calls over the HTTP/2 connections of `h2_conn`, on the frontend's event loop: the gRPC edge.
 
-It replaces grpc.aio's server, which spent about 216 µs of CPU per unary call against 46 µs for
-this edge on the same handler (measured in one run on this machine, 32 calls in flight; grpclib
-253 µs, a server on the `h2` library 189 µs), and ran its I/O on a thread of its own that
+It replaces grpc.aio's server, which spent 194 µs of CPU per unary call against 50 µs for this
+edge on the same handler (benchmarks/datapath/grpc_servers.py, 32 calls in flight; grpclib 257
+µs, a minimal server on the `h2` library 192 µs), and ran its I/O on a thread of its own that
 competed with the event loop for the GIL. What a call gets, as gRPC's PROTOCOL-HTTP2 says:
 POST with `content-type: application/grpc*` (else HTTP 405 / 415), a method this edge serves
 (else UNIMPLEMENTED), a token that grants it when a gate is set (else UNAUTHENTICATED),
