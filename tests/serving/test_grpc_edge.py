@@ -159,6 +159,7 @@ def _goaway_code(frames: list[tuple[int, int, bytes]]) -> int:
 
 @pytest.mark.parametrize("send, code", [
     (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", h2.PROTOCOL_ERROR),
+    (b"GET / HTTP/1.0\r\n", h2.PROTOCOL_ERROR),  # shorter than the preface: refused at once
     (h2.PREFACE + h2.settings({}) + h2.frame(h2.DATA, 0, 0, b"x" * 20_000), h2.FRAME_SIZE_ERROR),
     (h2.PREFACE + h2.settings({}) + h2.frame(h2.HEADERS, h2.END_HEADERS, 2, b""), h2.PROTOCOL_ERROR),
     (h2.PREFACE + h2.settings({}) + h2.frame(h2.HEADERS, h2.END_HEADERS, 1, b"\xff\xff\xff"), h2.COMPRESSION_ERROR),
@@ -244,3 +245,16 @@ def test_a_shrunk_hpack_table_is_acknowledged_and_extra_streams_refused() -> Non
         resets = [(int.from_bytes(p, "big")) for kind, _, p in frames if kind == h2.RST_STREAM]
         assert h2.REFUSED_STREAM in resets
         assert [p[5:] for kind, _, p in frames if kind == h2.DATA] == [b"one", b"slept"]
+
+
+def test_a_unary_call_with_two_messages_is_refused(served: Served) -> None:
+    with _connect(served.port) as sock:
+        one = _call_frames(1, b"a")
+        sock.sendall(h2.PREFACE + h2.settings({}) + one[:-len(h2.grpc_message(b"a")) - h2.FRAME_HEAD]  # the headers
+                     + h2.frame(h2.DATA, 0, 1, h2.grpc_message(b"a") + h2.grpc_message(b"b")))
+        time.sleep(0.3)
+        sock.sendall(h2.goaway(0, h2.NO_ERROR))
+        frames = _frames_until_closed(sock)
+    blocks = [p for kind, _, p in frames if kind == h2.HEADERS]
+    assert len(blocks) == 1 and h2.literal(b"grpc-status", b"3") in blocks[0]
+    assert b"one whole request message, this one sent 2" in blocks[0]

@@ -173,7 +173,7 @@ class Call:
                 self.queue.put_nowait(None)
             return
         self.requests += messages
-        if end:
+        if end or len(self.requests) > 1:  # a second message is refused as it comes
             if len(self.requests) != 1 or self.buf:
                 return self._abort(CallAborted(grpc.StatusCode.INVALID_ARGUMENT, (
                     f"a unary call takes one whole request message, this one sent {len(self.requests)}"

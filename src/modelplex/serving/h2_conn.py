@@ -96,9 +96,9 @@ class H2Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ transport events
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # a stream server's
-        self.transport.write(h2.settings({h2.SETTINGS_MAX_CONCURRENT_STREAMS: self.limits.max_streams, h2.SETTINGS_ENABLE_PUSH: 0,
-                                     h2.SETTINGS_INITIAL_WINDOW_SIZE: STREAM_WINDOW, h2.SETTINGS_MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST})
-                        + h2.window_update(0, CONNECTION_WINDOW - h2.DEFAULT_WINDOW))
+        ours = {h2.SETTINGS_MAX_CONCURRENT_STREAMS: self.limits.max_streams, h2.SETTINGS_ENABLE_PUSH: 0,
+                h2.SETTINGS_INITIAL_WINDOW_SIZE: STREAM_WINDOW, h2.SETTINGS_MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST}
+        self.transport.write(h2.settings(ours) + h2.window_update(0, CONNECTION_WINDOW - h2.DEFAULT_WINDOW))
         loop = asyncio.get_running_loop()
         self.idle_since = loop.time()
         self.timers = [loop.call_later(self.limits.handshake_s, self._handshake_due), loop.call_later(self.limits.keepalive_s, self._tick)]
@@ -119,7 +119,7 @@ class H2Connection(asyncio.Protocol):
             data = self.pending + data
         pos = 0
         if not self.preface:
-            if len(data) < len(h2.PREFACE):
+            if len(data) < len(h2.PREFACE) and h2.PREFACE.startswith(data):
                 self.pending = data
                 return
             if not data.startswith(h2.PREFACE):
