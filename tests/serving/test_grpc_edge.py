@@ -187,6 +187,7 @@ def test_ping_settings_and_non_grpc_requests(served: Served) -> None:
     assert (h2.SETTINGS, h2.ACK, b"") in frames
     statuses = [p for kind, _, p in frames if kind == h2.HEADERS]
     assert statuses == [h2.literal(b":status", b"405"), h2.literal(b":status", b"415")]
+    assert not [p for kind, _, p in frames if kind == h2.RST_STREAM]  # the client had ended both streams
 
 
 def test_silent_and_idle_connections_are_closed() -> None:

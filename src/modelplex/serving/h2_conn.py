@@ -204,9 +204,10 @@ class H2Connection(asyncio.Protocol):
         if self.closing or len(self.streams) >= self.limits.max_streams:
             out += h2.rst_stream(stream, h2.REFUSED_STREAM)
             return
-        st = self.streams[stream] = _Stream(None, self.peer_stream_window)
+        ended = bool(flags & h2.END_STREAM)  # the client sent all it will (no request body)
+        st = self.streams[stream] = _Stream(None, self.peer_stream_window, remote_closed=ended)
         st.handler = self.open_stream(self, stream, [(bytes(k), bytes(v)) for k, v in fields])
-        if flags & h2.END_STREAM and stream in self.streams:
+        if ended and stream in self.streams:
             self._data_to(st, _EMPTY, True)
 
     def _data(self, flags: int, stream: int, payload: memoryview, out: bytearray) -> None:
