@@ -22,11 +22,14 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parents[1] / "src")]
 
 import numpy as np  # noqa: E402
 
+from modelplex.bench.target import free_port  # noqa: E402
 from modelplex.serving.grpc_gen import grpc_service_pb2 as pb  # noqa: E402
+from procs import cpu_seconds  # noqa: E402
 
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
 _OUT = np.arange(10, dtype=np.float32).tobytes()
@@ -127,8 +130,7 @@ def _run_server(name: str, port: int) -> None:
 
 
 def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds({"server": [pid]})["server"]
 
 
 async def _load(port: int, pid: int, conc: int, seconds: float) -> tuple[float, float]:
@@ -165,7 +167,7 @@ def main() -> int:
         if name in OPTIONAL and not _importable(OPTIONAL[name]):
             print(f"| {name} | | not installed (pip install {OPTIONAL[name]}) | |")
             continue
-        port = _free_port()
+        port = free_port()
         proc = mp.get_context("spawn").Process(target=_run_server, args=(name, port), daemon=True)
         proc.start()
         try:
@@ -183,14 +185,6 @@ def _importable(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for_port(port: int) -> None:

@@ -63,7 +63,7 @@ class Method:
 @dataclass(frozen=True)
 class EdgeLimits:
     max_message_bytes: int  # a request message, at most
-    max_calls: int = 4096  # in flight on all connections; beyond, RESOURCE_EXHAUSTED
+    max_calls: int = 4096  # in flight on all connections; beyond, RESOURCE_EXHAUSTED (bounds a flood's memory)
     h2: H2Limits = field(default_factory=H2Limits)
 
 

@@ -193,8 +193,8 @@ def _lenient(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
 
 
 class _Registration:
-    """Takes the generated stub's registration (the service's method handlers), so that they can be
-    wrapped before the server sees them."""
+    """Takes the generated stub's registration (the service's method handlers), from which the
+    edge's method table is made (service_methods)."""
 
     def __init__(self) -> None:
         self.service = ""  # e.g. "inference.GRPCInferenceService"
@@ -241,9 +241,6 @@ def service_methods(servicer: InferenceService) -> dict[str, Method]:
     return methods
 
 
-MAX_CONCURRENT_RPCS = 4096  # beyond this, RESOURCE_EXHAUSTED (bounds the memory of a flood)
-
-
 async def start_grpc(
     plane: DataPlane, host: str, port: int, max_message_bytes: int,
     gate: GrpcGate | None = None, tls: TlsFiles | None = None,
@@ -252,7 +249,7 @@ async def start_grpc(
     TLS handshake time, idle connections, and keepalive pings that find clients that vanished.
     A call whose client cancels (or whose deadline passes) is cancelled here too: its request
     leaves the queue. `gate` checks every call's token first; `tls` makes it TLS."""
-    edge = GrpcEdge(service_methods(InferenceService(plane)), EdgeLimits(max_message_bytes, MAX_CONCURRENT_RPCS), gate)
+    edge = GrpcEdge(service_methods(InferenceService(plane)), EdgeLimits(max_message_bytes), gate)
     loop = asyncio.get_running_loop()
     try:
         server = await loop.create_server(
