@@ -38,10 +38,11 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1] / "src")]
 
 import numpy as np  # noqa: E402
 
-from grpc_servers import _wait_for_port  # noqa: E402
+from grpc_servers import wait_for_port  # noqa: E402
 from modelplex.bench.target import free_port  # noqa: E402
 from run import X, measure_point, serve_points, write_repo  # noqa: E402
 from run_serving import in_process  # noqa: E402
+from floor_table import FIXED, budget_us, table  # noqa: E402
 
 CONCURRENCY = 32
 _OUT_HEAD = json.dumps({"model_name": "small_cnn", "outputs": [
@@ -112,7 +113,7 @@ def bare_point(model_path: str | None, duration_s: float, on_loop: bool = False)
     for proc in procs:
         proc.start()
     try:
-        _wait_for_port(port)
+        wait_for_port(port)
         time.sleep(1.0 if on_loop else 0.0)  # the second process listening too
         target = {"host": "127.0.0.1", "port": port, "grpc": "", "model": "small_cnn"}
         return measure_point(target, "http-binary", CONCURRENCY, duration_s, 1.0, None, {"server": [p.pid or 0 for p in procs]})
@@ -144,27 +145,13 @@ def one_round(model_path: str, repo: Path, state: Path, duration_s: float) -> di
     ort_us = ort_batch_us(model_path)
     args = argparse.Namespace(server_args=[], concurrency=[CONCURRENCY], clients=["http-binary"], duration=duration_s)
     rows = {
-        "bare (fixed answer)": bare_point(None, duration_s),
+        FIXED: bare_point(None, duration_s),
         "bare (model on two threads)": bare_point(model_path, duration_s),
         "bare (model on the loop, two processes)": bare_point(model_path, duration_s, on_loop=True),
         "modelplex": serve_points(args, repo, state, None)[0],
     }
     return {"in_process_rps": ip["rps"], "ort_us_per_image": ort_us,
-            "budget_us": 2e6 / (0.8 * ip["rps"]) - ort_us, "servers": rows}
-
-
-def table(rounds: list[dict[str, object]]) -> str:
-    lines = ["| round | who | req/s | vs in-process | load generator µs | server µs | outside ONNX Runtime µs | budget µs |",
-             "|---|---|---|---|---|---|---|---|"]
-    for i, r in enumerate(rounds, 1):
-        ip, ort_us, budget = float(r["in_process_rps"]), float(r["ort_us_per_image"]), float(r["budget_us"])  # type: ignore[arg-type]
-        lines.append(f"| {i} | in-process (2 callers; {ort_us:.0f} µs per image in batches of 8) | {ip:.0f} | 1.00 | | | | {budget:.0f} |")
-        for who, row in r["servers"].items():  # type: ignore[attr-defined]
-            us = row["cpu_us_per_request"]
-            server = sum(v for k, v in us.items() if k != "loadgen")
-            outside = us["loadgen"] + server - (0.0 if who == "bare (fixed answer)" else ort_us)
-            lines.append(f"| {i} | {who} | {row['rps']:.0f} | {row['rps'] / ip:.2f} | {us['loadgen']:.0f} | {server:.0f} | {outside:.0f} | {budget:.0f} |")
-    return "\n".join(lines)
+            "budget_us": budget_us(ip["rps"], ort_us), "servers": rows}
 
 
 def main() -> int:

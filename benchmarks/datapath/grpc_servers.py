@@ -171,7 +171,7 @@ def main() -> int:
         proc = mp.get_context("spawn").Process(target=_run_server, args=(name, port), daemon=True)
         proc.start()
         try:
-            _wait_for_port(port)
+            wait_for_port(port)
             for conc in args.concurrency:
                 rate, us = asyncio.run(_load(port, proc.pid or 0, conc, args.seconds))
                 print(f"| {name} | {conc} | {rate:.0f} | {us:.0f} |", flush=True)
@@ -187,7 +187,7 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _wait_for_port(port: int) -> None:
+def wait_for_port(port: int) -> None:
     import socket
 
     deadline = time.monotonic() + 30
