@@ -150,3 +150,38 @@ def test_a_busy_slice_refuses_before_decoding(running: bool, deadline: float, re
         assert s.submit("m", req(0.0), 0.0).admitted
         assert s.schedule(0.0) is not None
     assert r.refuses_busy(1, deadline, 0.0) is refuses
+
+
+@pytest.mark.parametrize(
+    "depth, dispatched",
+    [(1, 1), (2, 2), (3, 3)],  # one process: the running batch and depth - 1 queued behind it
+)
+def test_a_deeper_slice_hands_its_process_batches_queued_behind_the_running_one(depth: int, dispatched: int) -> None:
+    s: SliceScheduler[int] = SliceScheduler("s", [lane("a", batch=2, per_row_s=0.005)], depth=depth)
+    for i in range(8):
+        s.submit("a", req(0.0, payload=i), 0.0)
+    batches = []
+    while (d := s.schedule(0.0)) is not None:
+        batches.append(d)
+    assert len(batches) == dispatched == s.running
+    assert all(d.rows == 2 for d in batches)
+
+
+@pytest.mark.parametrize(
+    "deadline_s, admitted",
+    [
+        (0.025, True),  # a batch of 10 ms runs, one of 10 ms waits behind it: this one ends at 25 ms
+        (0.020, False),  # it would need the process before the queued batch is through
+    ],
+)
+def test_admission_counts_the_batch_queued_behind_the_running_one(deadline_s: float, admitted: bool) -> None:
+    s: SliceScheduler[int] = SliceScheduler("s", [lane("a", batch=2, per_row_s=0.005)], depth=2)
+    for i in range(4):
+        s.submit("a", req(0.0, payload=i), 0.0)
+    assert s.schedule(0.0) is not None and s.schedule(0.0) is not None  # running, and queued behind it
+    assert s.submit("a", req(0.0, deadline=deadline_s), 0.0).admitted == admitted
+
+
+def test_depth_needs_a_slice_of_one_model() -> None:
+    with pytest.raises(ValueError, match="one model"):
+        SliceScheduler("s", [lane("a"), lane("b")], depth=2)

@@ -108,3 +108,32 @@ def test_a_slice_off_the_frontends_cores_hands_over_its_next_batch_first(
     assert len(results) == 5 and all(isinstance(r, InferResponse) for r in results)
     assert [float(b.inputs[0][1][0, 0]) for b in fake.log] == [0, 1, 2, 3, 4]  # in order, one at a time
     assert [round(b.finished_s, 3) for b in fake.log] == [0.01, 0.02, 0.03, 0.04, 0.05]
+
+
+@pytest.mark.parametrize(("cpus", "frontend_cpus", "depth"), [([1], (0,), 2), ([0], (), 1), ([0, 1], (1,), 1)])
+def test_a_slice_on_cores_of_its_own_queues_the_next_batch_behind_the_running_one(
+    repo: Path, cpus: list[int], frontend_cpus: tuple[int, ...], depth: int
+) -> None:
+    """Off the frontend's cores the worker holds the next batch while it runs one: the batches
+    still run one after another, and the wait behind the running batch is learned as neither
+    the model's time nor the channel's."""
+    clock = VirtualClock()
+    fake = FakeExecutor(clock, lambda spec, model, rows: 0.010)
+
+    async def main() -> tuple[int, int, float, list[InferResponse]]:
+        plane = DataPlane(repo, SliceSet(fake, clock, cpus, frontend_cpus=frontend_cpus))
+        await plane.start()
+        tasks = [asyncio.ensure_future(plane.infer(request(i))) for i in range(5)]
+        await clock.sleep(0.005)
+        (runner,) = plane.slices.runners.values()
+        held = runner.scheduler.running
+        results = await asyncio.gather(*tasks)
+        learned = runner.scheduler.queue("m").estimator.predict_s(1)
+        await plane.stop()
+        return runner.describe()["depth"], held, learned, results
+
+    got_depth, held, learned, results = clock.run(main())
+    assert got_depth == depth and held == depth
+    assert len(results) == 5 and all(isinstance(r, InferResponse) for r in results)
+    assert [round(b.started_s, 3) for b in fake.log] == [0.0, 0.01, 0.02, 0.03, 0.04]
+    assert learned == pytest.approx(0.010, rel=0.05)

@@ -138,7 +138,8 @@ class BatchQueue(Generic[P]):
     def next_batch(self, now: float) -> Batch[P] | None:
         """Called when an instance is free. None = nothing to do yet (see wake_at)."""
         self.estimator.age(now)
-        expired = self._expire(now)
+        start = self._free_at(now)
+        expired = self._expire(start)
         if not self._heap:
             return Batch([], expired) if expired else None
         if not self._ready(now):
@@ -158,7 +159,7 @@ class BatchQueue(Generic[P]):
         # Shrink the batch until its predicted latency fits the tightest deadline in it (the
         # first, within one level); what is put back (the last in order) waits for the next batch.
         predicted = self.estimator.predict_s(rows)
-        while len(take) > 1 and now + predicted > min(r.deadline_s for r in take):
+        while len(take) > 1 and start + predicted > min(r.deadline_s for r in take):
             back = take.pop()
             rows -= back.rows
             heapq.heappush(self._heap, (back.priority, back.deadline_s, back.seq, back))
@@ -167,7 +168,7 @@ class BatchQueue(Generic[P]):
         if not self._heap:
             self._latest_deadline = -math.inf
             self._lowest_priority = 0
-        self._busy_until.append(now + predicted)
+        self._busy_until.append(start + predicted)
         self._busy_until.sort()
         return Batch(take, expired, predicted)
 
@@ -242,6 +243,13 @@ class BatchQueue(Generic[P]):
         request.probe = True
         return True
 
+    def _free_at(self, now: float) -> float:
+        """When the next batch can start: now while an instance is free, else when the first
+        instance to get through what it holds (its running batch and any queued behind it) does."""
+        busy = self._busy_until  # kept sorted
+        instances = max(1, self.config.instances)
+        return now if len(busy) < instances else max(now, busy[len(busy) - instances])
+
     def _work_s(self, rows: int) -> float:
         full_batches, rest = divmod(rows, self.config.max_batch_size)
         work = full_batches * self.estimator.predict_s(self.config.max_batch_size) if full_batches else 0.0
@@ -257,7 +265,4 @@ class BatchQueue(Generic[P]):
             ahead = rows + self._rows  # the common case (one SLO, one level): behind everything
         else:
             ahead = rows + sum(r.rows for p, d, _, r in self._heap if (p, d) <= (priority, deadline_s))
-        instances = max(1, self.config.instances)
-        busy = self._busy_until  # kept sorted
-        start = now if len(busy) < instances else max(now, busy[0])
-        return start + self._work_s(ahead) / instances
+        return self._free_at(now) + self._work_s(ahead) / max(1, self.config.instances)

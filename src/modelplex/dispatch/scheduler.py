@@ -1,7 +1,8 @@
 """One slice's dispatch policy (pure: no clock, no I/O; `now` is passed in).
 
 A slice runs one or several models that take turns (a duty cycle), on one or several worker
-processes. The SliceScheduler holds a deadline-aware queue per model (BatchQueue), the turn order
+processes; a slice of one model may hand its process the next batch while the current one runs
+(`depth`), so the worker never waits for the frontend between batches. The SliceScheduler holds a deadline-aware queue per model (BatchQueue), the turn order
 (DutyCycleScheduler) and the number of batches running, and decides what runs next. The live
 runtime and the simulator drive it the same way -- decide, execute, feed back:
 
@@ -56,18 +57,23 @@ class Dispatch(Generic[P]):
 class SliceScheduler(Generic[P]):
     """Queues, turns and batch formation of one slice."""
 
-    def __init__(self, slice_id: str, lanes: Sequence[Lane], duty_cycle_ms: float = 0.0, processes: int = 1) -> None:
+    def __init__(
+        self, slice_id: str, lanes: Sequence[Lane], duty_cycle_ms: float = 0.0, processes: int = 1, depth: int = 1,
+    ) -> None:
         if not lanes:
             raise ValueError(f"slice {slice_id} has no models")
+        if depth > 1 and len(lanes) > 1:
+            raise ValueError(f"slice {slice_id}: a depth of {depth} needs a slice of one model, it has {len(lanes)}")
         self.slice_id = slice_id  # the slice this schedules
         self.processes = max(1, processes)  # batches that may run at once
+        self.depth = max(1, depth)  # batches each process holds at once: the one it runs, the rest queued behind it
         self.models = [lane.model for lane in lanes]  # in turn order
         self._limits = {lane.model: max(1, lane.limit or lane.policy.max_batch_size) for lane in lanes}
         self._queues: list[BatchQueue[P]] = [
             BatchQueue(replace(lane.policy, instances=self.processes), lane.estimator) for lane in lanes
         ]
         self._index = {m: i for i, m in enumerate(self.models)}
-        self.turns = DutyCycleScheduler(self.models, duty_cycle_ms, self.processes)
+        self.turns = DutyCycleScheduler(self.models, duty_cycle_ms, self.processes * self.depth)
         self._refusal: str | None = None  # why submit refuses everything now (None: accepting)
         self._down = False  # the worker is being replaced: still queues, but routed to last
         self.accepting = True  # no refusal in force, worker up (an attribute: the router reads it per request)

@@ -35,6 +35,7 @@ class _FakeWorker:
     spec: SliceSpec  # the slice
     models: dict[str, ModelConfig]  # loaded models
     on_exit: ExitCallback  # reported by `crash`
+    free_s: list[float]  # per process: when it is through the batches it holds (one at a time, like a real one)
     alive: bool = True  # False once stopped or crashed
 
 
@@ -56,7 +57,7 @@ class FakeExecutor:
         delay = self.start_s(spec, list(models))
         if delay > 0:
             await self.clock.sleep(delay)
-        self._workers[slice_id] = _FakeWorker(spec, dict(models), on_exit)
+        self._workers[slice_id] = _FakeWorker(spec, dict(models), on_exit, [self.clock.now()] * max(1, processes))
         self.polls[slice_id] = poll_s  # recorded only: a fake worker on a virtual clock never polls
         return WorkerInfo(None, delay, 0.0)
 
@@ -70,9 +71,12 @@ class FakeExecutor:
         worker = self._worker(slice_id)
         config = worker.models[model]
         rows = len(inputs[0][1]) if inputs and config.batched else 1
-        started = self.clock.now()
+        now = self.clock.now()
+        process = min(range(len(worker.free_s)), key=worker.free_s.__getitem__)
+        started = max(now, worker.free_s[process])  # behind what that process holds already
         compute_s = self.latency_s(worker.spec, model, rows)
-        await self.clock.sleep(compute_s)
+        worker.free_s[process] = started + compute_s
+        await self.clock.sleep(started + compute_s - now)
         if not worker.alive:
             raise WorkerLostError(f"the worker of slice {slice_id} exited while running this request")
         self.log.append(FakeBatch(slice_id, worker.spec, model, inputs, started, self.clock.now()))

@@ -61,6 +61,7 @@ class SliceRunner:
         self.own_cores = own_cores
         self._watch: Timer | None = None  # checks running batches against their limit
         self._transport_s = 0.0  # typical round trip beyond the worker's compute (smoothed)
+        self._last_done_s = -float("inf")  # when the last batch ended (a queued batch begins then)
 
     @property
     def ready(self) -> bool:
@@ -161,14 +162,15 @@ class SliceRunner:
             self.pump()
             return
         done = self.clock.now()
-        latency_s = done - d.started_s
+        begun = self._begun_s(d)
+        latency_s = done - begun
         if not self._finished(d, self._observed_s(latency_s, result.compute_s), done):
             return  # given up on as hung: its requests were answered then
         self.busy_s += result.compute_s
         phases = book.batch_done(d.rows, latency_s, result.compute_s)
         if self.own_cores:
             self.pump()
-        book.answer(reqs, result.outputs, phases, d.started_s, done)
+        book.answer(reqs, result.outputs, phases, begun, done)
         if not self.own_cores:
             self.pump()
 
@@ -177,11 +179,17 @@ class SliceRunner:
         if self._running.pop(id(d), None) is None:
             return False
         recent = self._recent
-        recent.append((now, now - d.started_s))
+        recent.append((now, now - self._begun_s(d)))
+        self._last_done_s = now
         while recent[0][0] < now - RECENT_S:  # kept for recent_utilisation, bounded
             recent.popleft()
         self.scheduler.completed(d, latency_s, now)
         return True
+
+    def _begun_s(self, d: Dispatch[Pending]) -> float:
+        """When the batch began to run: a batch handed to a busy process (a depth over one) waits
+        behind the batch before it, and that wait is neither the model's time nor the channel's."""
+        return max(d.started_s, self._last_done_s) if self.scheduler.processes == 1 else d.started_s
 
     def _observed_s(self, latency_s: float, compute_s: float) -> float:
         """The batch time the estimator learns: the worker's own compute time plus the usual
@@ -277,7 +285,9 @@ class SliceRunner:
         while self._recent and self._recent[0][0] < now - window_s:
             self._recent.popleft()
         busy = sum(min(b, window_s) for _, b in self._recent)
-        busy += sum(now - d.started_s for d in self._running.values())
+        starts = [d.started_s for d in self._running.values()]
+        if starts:  # one process runs its batches one after another: their spans overlap
+            busy += now - min(starts) if self.scheduler.processes == 1 else sum(now - t for t in starts)
         return min(1.0, busy / window_s / self.scheduler.processes)
 
     def describe(self) -> dict[str, Any]:
@@ -290,6 +300,7 @@ class SliceRunner:
             "models": self.names,
             "worker": {"pid": w.pid, "alive": w.alive, "rss_mb": w.rss_mb, "pids": list(w.pids)},
             "processes": self.scheduler.processes,
+            "depth": self.scheduler.depth,
             "queued_rows": {name: self.scheduler.queued_rows(name) for name in self.names},
             "restarts": self.restart_count,
             "failing": self.failing,

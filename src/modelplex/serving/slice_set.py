@@ -29,6 +29,11 @@ from modelplex.serving.slice_runner import SliceRunner
 
 log = logging.getLogger(__name__)
 
+# Batches a one-model CPU slice on cores of its own hands its worker at once: the one it runs and
+# the next, queued behind it, so the worker never waits for the frontend between batches
+# (benchmarks/README.md, "A batch queued behind the running one").
+QUEUED_DEPTH = 2
+
 
 @dataclass(frozen=True)
 class PlanApplied:
@@ -235,12 +240,14 @@ class SliceSet:
         frontend: frozenset[int] | None = None,
     ) -> SliceRunner:
         """A runner for `spec`; it owns its cores when they are not among `frontend`'s, the cores
-        left to the frontend (by default the server's; under a plan, those no slice uses)."""
+        left to the frontend (by default the server's; under a plan, those no slice uses). A
+        slice of one model on cores of its own, one process, gets the next batch queued."""
         self._seq += 1
         slice_id = f"{spec.device_id}/s{self._seq}"
-        scheduler: SliceScheduler[Pending] = SliceScheduler(slice_id, lanes, duty_cycle_ms, processes)
         frontend = self.frontend_cpus if frontend is None else frontend
         own = bool(frontend) and bool(spec.cpus) and not frontend & set(spec.cpus)
+        depth = QUEUED_DEPTH if own and processes == 1 and len(lanes) == 1 else 1
+        scheduler: SliceScheduler[Pending] = SliceScheduler(slice_id, lanes, duty_cycle_ms, processes, depth)
         runner = SliceRunner(slice_id, spec, books, scheduler, self.executor, self.clock, own_cores=own)
         self._all[slice_id] = runner
         return runner
