@@ -2,8 +2,9 @@
 
 A slice runs one or several models that take turns (a duty cycle), on one or several worker
 processes; a slice of one model may hand its process the next batch while the current one runs
-(`depth`), so the worker never waits for the frontend between batches. The SliceScheduler holds a deadline-aware queue per model (BatchQueue), the turn order
-(DutyCycleScheduler) and the number of batches running, and decides what runs next. The live
+(`depth`), so the worker never waits for the frontend between batches. The SliceScheduler holds
+a deadline-aware queue per model (BatchQueue), the turn order (DutyCycleScheduler) and the
+number of batches running, and decides what runs next. The live
 runtime and the simulator drive it the same way -- decide, execute, feed back:
 
     admission = sched.submit(model, request, now)
